@@ -1,0 +1,1 @@
+"""squall's benchmarks: ratios against a floor measured in the same run."""

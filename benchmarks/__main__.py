@@ -1,0 +1,24 @@
+"""`python -m benchmarks [edge] [--quick] [--out FILE]`: run, print and save the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks import edge
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("suite", nargs="?", default="edge", choices=["edge"])
+    parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-edge.json"))
+    args = parser.parse_args()
+    results = edge.run(quick=args.quick)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

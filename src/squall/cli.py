@@ -1,0 +1,83 @@
+"""The `squall` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from squall import __version__
+from squall.core.config import (
+    AUTH_MODES,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    Settings,
+    default_data_dir,
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """squall: a self-hosted serverless cloud, wire-compatible with the AWS APIs."""
+
+
+@main.command()
+@click.option("--host", envvar="SQUALL_HOST", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", envvar="SQUALL_PORT", default=DEFAULT_PORT, type=int, show_default=True)
+@click.option(
+    "--data-dir",
+    envvar="SQUALL_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Where state lives. [default: {default_data_dir()}]",
+)
+@click.option(
+    "--log-level",
+    envvar="SQUALL_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="debug logs one line per request.",
+)
+@click.option("--region", envvar="SQUALL_REGION", default=DEFAULT_REGION, show_default=True)
+@click.option(
+    "--auth",
+    envvar="SQUALL_AUTH",
+    type=click.Choice(AUTH_MODES),
+    default="sigv4",
+    show_default=True,
+    help="sigv4 verifies every signature; any accepts every access key unchecked.",
+)
+def server(
+    host: str, port: int, data_dir: Path | None, log_level: str, region: str, auth: str
+) -> None:
+    """Run the squall server."""
+    from squall.server import run
+
+    run(
+        Settings(
+            host=host,
+            port=port,
+            data_dir=(data_dir or default_data_dir()).expanduser().resolve(),
+            log_level=log_level.lower(),
+            region=region,
+            auth=auth,
+        )
+    )
+
+
+@main.command()
+def version() -> None:
+    """Print squall's version."""
+    click.echo(f"squall {__version__}")
+
+
+@main.command()
+def doctor() -> None:
+    """Report which sandbox protections this host supports."""
+    from squall.doctor import format_report, probe_host
+
+    click.echo(format_report(probe_host()))

@@ -1,0 +1,1 @@
+"""The HTTP edge: request authentication and body decoding in front of the protocols."""

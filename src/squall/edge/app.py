@@ -1,0 +1,444 @@
+"""The edge: one ASGI application in front of every service.
+
+HTTP → service router → SigV4 auth → protocol parse (botocore models) → validation →
+operation → serialize → audit record.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+import orjson
+from botocore.model import OperationModel
+
+from squall import __version__
+from squall.core.config import DEFAULT_ACCOUNT, Settings
+from squall.core.context import ANONYMOUS, RequestContext
+from squall.core.errors import InternalFailure, ServiceError
+from squall.core.http import HttpRequest, HttpResponse
+
+from .audit import AuditLog, redact
+from .auth import Authenticator, Identity, family_of, rejected
+from .aws_chunked import ChunkedError, decoder_for
+from .protocols import Protocol
+from .protocols.model import is_read_only
+from .protocols.validate import validate, validation_message
+from .router import Endpoint, Router
+from .sigv4 import SignatureInfo, SigV4Error, parse_signature
+
+log = logging.getLogger("squall.edge")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+
+
+class RequestTooLarge(Exception):
+    pass
+
+
+class EdgeApp:
+    """The ASGI application. Start-up and shutdown hooks run on the ASGI lifespan events."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        authenticator: Authenticator,
+        audit: AuditLog,
+        *,
+        on_startup: list[Hook] | None = None,
+        on_shutdown: list[Hook] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.authenticator = authenticator
+        self.audit = audit
+        self.on_startup = on_startup or []
+        self.on_shutdown = on_shutdown or []
+        self.started = time.time()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("shutdown hook failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
+        request = _request_from_scope(scope)
+        if _header_bytes(scope) > self.settings.max_header_bytes:
+            response = self._edge_error(
+                request,
+                ServiceError(
+                    "RequestHeaderSectionTooLarge",
+                    f"Your request header section exceeds the maximum allowed size of "
+                    f"{self.settings.max_header_bytes} bytes.",
+                    status=431,
+                ),
+            )
+        else:
+            try:
+                request.body = await _read_body(receive, self.settings.max_body_bytes)
+            except RequestTooLarge:
+                response = self._edge_error(
+                    request,
+                    ServiceError(
+                        "RequestEntityTooLarge",
+                        f"Request must be smaller than {self.settings.max_body_bytes} bytes.",
+                        status=413,
+                    ),
+                )
+            else:
+                response = await self.handle(request)
+        await _send_response(send, response)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %d %s %.2fms",
+                request.client_ip,
+                request.method,
+                request.raw_path,
+                response.status,
+                response.label,
+                (time.perf_counter() - began) * 1000,
+            )
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """Serve one request (already read) and return the response."""
+        if request.raw_path.startswith("/_squall/"):
+            return self._internal(request)
+        request_id = str(uuid.uuid4())
+        signature: SignatureInfo | None = None
+        signature_error: SigV4Error | None = None
+        try:
+            signature = parse_signature(request)
+        except SigV4Error as exc:
+            signature_error = exc
+        signing_name = signature.service if signature else None
+        endpoint = self.router.resolve(request, signing_name)
+        if endpoint is None:
+            return _unroutable(request, signing_name, request_id, self.router)
+        protocol = self.router.protocol_for(request, endpoint)
+        call = _Call(request, endpoint, protocol, request_id)
+        try:
+            if signature_error is not None:
+                presigned = request.query_value("X-Amz-Credential") is not None
+                family = family_of(endpoint.name, protocol.name)
+                raise rejected(family, signature_error, presigned=presigned)
+            call.identity = self.authenticator.authenticate(
+                request,
+                signature,
+                family=family_of(endpoint.name, protocol.name),
+                allows_anonymous=endpoint.service.allows_anonymous,
+            )
+            response = await self._dispatch(call)
+        except ServiceError as error:
+            call.error = error
+            response = protocol.serialize_error(request, endpoint.model, error, request_id)
+        except Exception:
+            log.exception("unexpected failure in %s", call.describe())
+            call.error = InternalFailure()
+            response = protocol.serialize_error(request, endpoint.model, call.error, request_id)
+        self._audit(call)
+        response.label = call.describe()
+        return response
+
+    async def _dispatch(self, call: _Call) -> HttpResponse:
+        request, endpoint, protocol = call.request, call.endpoint, call.protocol
+        self.router.rewrite_virtual_host(request, endpoint)
+        _decode_chunked_body(request, call.identity)
+        call.operation = operation = protocol.resolve_operation(request, endpoint.model)
+        call.params = params = protocol.parse(request, operation)
+        problems = validate(operation.input_shape, params)
+        if problems:
+            raise endpoint.service.validation_error(validation_message(problems), protocol.name)
+        handler = endpoint.handlers.get(operation.name)
+        if handler is None:
+            raise ServiceError(
+                "NotImplemented",
+                f"squall does not implement {endpoint.name}:{operation.name} yet.",
+                status=501,
+            )
+        identity = call.identity
+        assert identity is not None
+        ctx = RequestContext(
+            request_id=call.request_id,
+            service=endpoint.name,
+            operation=operation.name,
+            region=identity.region,
+            principal=identity.principal,
+            source_ip=request.client_ip,
+            user_agent=request.headers.get("user-agent", ""),
+            endpoint_url=_endpoint_url(request, self.settings),
+        )
+        result = handler(ctx, params)
+        if inspect.isawaitable(result):
+            result = await result
+        call.output = result or {}
+        return protocol.serialize(request, operation, call.output, call.request_id)
+
+    def _audit(self, call: _Call) -> None:
+        operation = call.operation or _try_resolve(call)
+        if operation is None:
+            return
+        identity = call.identity
+        principal = identity.principal if identity else ANONYMOUS
+        region = identity.region if identity else self.settings.region
+        event = self.audit.new_event(
+            principal=principal,
+            event_source=call.endpoint.event_source,
+            event_name=operation.name,
+            region=region,
+            source_ip=call.request.client_ip,
+            user_agent=call.request.headers.get("user-agent", ""),
+            request_id=call.request_id,
+            read_only=is_read_only(operation),
+            recipient_account=principal.account_id or DEFAULT_ACCOUNT,
+        )
+        if call.params is not None:
+            event["requestParameters"] = redact(operation.input_shape, call.params) or None
+        if call.error is not None:
+            event["errorCode"] = call.error.code
+            event["errorMessage"] = call.error.message
+        elif call.output and not event["readOnly"]:
+            event["responseElements"] = redact(operation.output_shape, call.output) or None
+        self.audit.record(event)
+
+    def _internal(self, request: HttpRequest) -> HttpResponse:
+        if request.raw_path == "/_squall/health" and request.method in ("GET", "HEAD"):
+            document = {
+                "status": "running",
+                "version": __version__,
+                "services": dict.fromkeys(sorted(self.router.endpoints), "running"),
+                "uptime_seconds": round(time.time() - self.started, 3),
+            }
+            return _json_response(200, document)
+        return _json_response(404, {"message": f"Unknown squall endpoint {request.raw_path}"})
+
+    def _edge_error(self, request: HttpRequest, error: ServiceError) -> HttpResponse:
+        """An error raised before routing, in the best protocol we can tell from the request."""
+        request_id = str(uuid.uuid4())
+        endpoint = self.router.resolve(request, None)
+        if endpoint is None:
+            return _generic_error(request, error, request_id)
+        protocol = self.router.protocol_for(request, endpoint)
+        return protocol.serialize_error(request, endpoint.model, error, request_id)
+
+
+class _Call:
+    """The state of one API call, as the audit record needs it."""
+
+    __slots__ = (
+        "endpoint",
+        "error",
+        "identity",
+        "operation",
+        "output",
+        "params",
+        "protocol",
+        "request",
+        "request_id",
+    )
+
+    def __init__(
+        self, request: HttpRequest, endpoint: Endpoint, protocol: Protocol, request_id: str
+    ) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.request_id = request_id
+        self.identity: Identity | None = None
+        self.operation: OperationModel | None = None
+        self.params: dict[str, Any] | None = None
+        self.output: dict[str, Any] | None = None
+        self.error: ServiceError | None = None
+
+    def describe(self) -> str:
+        name = self.operation.name if self.operation else "?"
+        error = f" {self.error.code}" if self.error else ""
+        return f"{self.endpoint.name}.{name}{error}"
+
+
+def _try_resolve(call: _Call) -> OperationModel | None:
+    try:
+        return call.protocol.resolve_operation(call.request, call.endpoint.model)
+    except Exception:
+        return None
+
+
+def _decode_chunked_body(request: HttpRequest, identity: Identity | None) -> None:
+    """Decode an `aws-chunked` body (verifying chunk signatures) and lift its trailers."""
+    encoding = request.headers.get("content-encoding", "")
+    content_sha = request.headers.get("x-amz-content-sha256", "")
+    if "aws-chunked" not in encoding and not content_sha.startswith("STREAMING-"):
+        return
+    signature = identity.signature if identity else None
+    secret = identity.secret_key if identity else None
+    decoder = decoder_for(signature, secret)
+    try:
+        body = decoder.feed(request.body)
+        decoder.finish()
+    except ChunkedError as exc:
+        status = 403 if exc.code == "SignatureDoesNotMatch" else 400
+        raise ServiceError(exc.code, exc.message, status=status) from None
+    request.body = body
+    remaining = [part.strip() for part in encoding.split(",") if part.strip() != "aws-chunked"]
+    if remaining:
+        request.headers["content-encoding"] = ",".join(remaining)
+    else:
+        request.headers.pop("content-encoding", None)
+    request.headers["content-length"] = str(len(body))
+    for name, value in decoder.trailers.items():
+        request.headers[name] = value
+
+
+def _request_from_scope(scope: Scope) -> HttpRequest:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1")
+        value = _header_text(raw_value)
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    path = path.split("?", 1)[0]
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client")
+    return HttpRequest(
+        method=scope["method"],
+        raw_path=path,
+        query_string=query_string,
+        headers=headers,
+        client_ip=client[0] if client else "127.0.0.1",
+        query=_parse_query(query_string),
+    )
+
+
+def _header_text(raw: bytes) -> str:
+    """Header values as SDKs sign them: UTF-8, with latin-1 for bytes that are not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _parse_query(query_string: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in query_string.split("&") if query_string else []:
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def _header_bytes(scope: Scope) -> int:
+    return sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge
+        if chunk:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_response(send: Send, response: HttpResponse) -> None:
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
+    ]
+    if response.stream is None:
+        headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if response.stream is None:
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    await send({"type": "http.response.body", "body": response.body, "more_body": True})
+    async for chunk in response.stream:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _endpoint_url(request: HttpRequest, settings: Settings) -> str:
+    host = request.host
+    return f"http://{host}" if host else settings.endpoint_url
+
+
+def _json_response(status: int, document: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(status, [("Content-Type", "application/json")], orjson.dumps(document))
+
+
+def _unroutable(
+    request: HttpRequest, signing_name: str | None, request_id: str, router: Router
+) -> HttpResponse:
+    available = ", ".join(sorted(router.endpoints))
+    if signing_name:
+        message = f"squall does not provide the '{signing_name}' service (available: {available})."
+    else:
+        message = (
+            "squall could not tell which service this request is for: sign it with SigV4 "
+            f"(available services: {available})."
+        )
+    error = ServiceError("UnknownService", message, status=400 if signing_name else 404)
+    return _generic_error(request, error, request_id)
+
+
+def _generic_error(request: HttpRequest, error: ServiceError, request_id: str) -> HttpResponse:
+    """An AWS-style error for a request no service claimed: JSON for JSON clients, else XML."""
+    status = error.status or 400
+    wants_json = "x-amz-target" in request.headers or "json" in request.content_type
+    if wants_json:
+        body = orjson.dumps({"__type": error.code, "message": error.message})
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", error.code),
+        ]
+        return HttpResponse(status, headers, body)
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(error.code)}</Code>"
+        f"<Message>{escape(error.message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    ).encode()
+    return HttpResponse(
+        status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
+    )

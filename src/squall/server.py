@@ -1,0 +1,94 @@
+"""Assembles the server from settings: store, identities, services, edge; runs it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from squall import __version__
+from squall.core.config import Settings
+from squall.doctor import probe_host
+from squall.edge.app import EdgeApp
+from squall.edge.audit import AuditLog
+from squall.edge.auth import Authenticator
+from squall.edge.router import Router
+from squall.services.base import Service
+from squall.services.iam.keys import AccessKeys
+from squall.services.sts import StsService
+from squall.store import BlobStore, open_store
+
+log = logging.getLogger("squall.server")
+
+
+def build_services() -> list[Service]:
+    return [StsService()]
+
+
+def build_app(settings: Settings, services: list[Service] | None = None) -> EdgeApp:
+    """Everything the server needs, wired together; nothing runs until the lifespan starts.
+
+    Call it on the thread that will run the event loop: the store's connection belongs to it.
+    """
+    store = open_store(settings.data_dir)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    blobs.sweep_temp()
+    keys = AccessKeys(store)
+    services = build_services() if services is None else services
+    audit = AuditLog(store)
+
+    async def close_store() -> None:
+        store.close()
+
+    return EdgeApp(
+        settings,
+        Router(services),
+        Authenticator(keys, mode=settings.auth, default_region=settings.region),
+        audit,
+        on_startup=[audit.start, *(service.start for service in services)],
+        on_shutdown=[*(service.stop for service in reversed(services)), audit.stop, close_store],
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # botocore's own debug output (model loading) drowns the request log
+    logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
+
+
+def announce(settings: Settings) -> None:
+    log.info("squall %s on %s (data dir %s)", __version__, settings.endpoint_url, settings.data_dir)
+    if settings.auth == "any":
+        log.warning(
+            "AUTH IS OFF (--auth any): every access key is accepted and signatures are NOT "
+            "checked. Never expose this server beyond this machine."
+        )
+    report = probe_host()
+    missing = report.missing_protections()
+    if missing:
+        log.warning("sandbox protections unavailable on this host (see `squall doctor`):")
+        for line in missing:
+            log.warning("  - %s", line)
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    announce(settings)
+    app = build_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+        log_config=None,
+    )

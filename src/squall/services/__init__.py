@@ -1,0 +1,1 @@
+"""AWS-compatible services: one package per service, operations as plain functions."""

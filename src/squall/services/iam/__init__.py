@@ -1,0 +1,1 @@
+"""Identities: accounts, principals and their access keys (the IAM API comes later)."""
