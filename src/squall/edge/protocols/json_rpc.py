@@ -1,0 +1,87 @@
+"""The `json` protocol (awsJson1_0 / awsJson1_1): POST / with X-Amz-Target and a JSON body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from botocore.model import OperationModel, ServiceModel
+
+from squall.core.errors import ServiceError
+from squall.core.http import HttpRequest, HttpResponse
+
+from .base import Protocol, error_code, error_fields, message_key, status_of
+from .documents import DecodeError, decode, encode
+
+
+class JsonProtocol(Protocol):
+    name = "json"
+
+    def resolve_operation(self, request: HttpRequest, model: ServiceModel) -> OperationModel:
+        target = request.headers.get("x-amz-target", "")
+        _, _, name = target.rpartition(".")
+        if not name or name not in model.operation_names:
+            raise self.unknown_operation(target or "(missing X-Amz-Target)")
+        return model.operation_model(name)
+
+    def parse(self, request: HttpRequest, operation: OperationModel) -> dict[str, Any]:
+        document = load_json_object(request.body, self.malformed)
+        if operation.input_shape is None:
+            return {}
+        try:
+            return decode(operation.input_shape, document)
+        except DecodeError as exc:
+            raise self.malformed(str(exc)) from None
+
+    def serialize(
+        self,
+        request: HttpRequest,
+        operation: OperationModel,
+        output: dict[str, Any],
+        request_id: str,
+    ) -> HttpResponse:
+        body = b"{}"
+        if operation.output_shape is not None and output:
+            body = orjson.dumps(encode(operation.output_shape, output))
+        return HttpResponse(200, self._headers(request, operation.service_model, request_id), body)
+
+    def serialize_error(
+        self,
+        request: HttpRequest,
+        model: ServiceModel,
+        error: ServiceError,
+        request_id: str,
+    ) -> HttpResponse:
+        code = error_code(model, error)
+        document = {"__type": code, message_key(model, error.code): error.message}
+        document.update(error_fields(error))
+        headers = self._headers(request, model, request_id)
+        headers.append(("x-amzn-ErrorType", code))
+        if "awsQueryCompatible" in model.metadata:
+            fault = "Sender" if error.sender_fault else "Receiver"
+            headers.append(("x-amzn-query-error", f"{code};{fault}"))
+        headers.extend(error.headers.items())
+        return HttpResponse(status_of(model, error), headers, orjson.dumps(document, default=str))
+
+    @staticmethod
+    def _headers(
+        request: HttpRequest, model: ServiceModel, request_id: str
+    ) -> list[tuple[str, str]]:
+        content_type = request.content_type
+        if not content_type.startswith("application/x-amz-json"):
+            version = model.metadata.get("jsonVersion", "1.0")
+            content_type = f"application/x-amz-json-{version}"
+        return [("Content-Type", content_type), ("x-amzn-RequestId", request_id)]
+
+
+def load_json_object(body: bytes, malformed: Any) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is an empty object."""
+    if not body.strip():
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise malformed("The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise malformed("The request body must be a JSON object.")
+    return document
