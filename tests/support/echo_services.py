@@ -448,3 +448,14 @@ class CloudWatchEcho(Recording):
             if metric not in seen:
                 seen.append(metric)
         return {"Metrics": seen}
+
+
+class SdbEcho(Recording):
+    """SimpleDB: query-protocol flattened lists whose members have their own names."""
+
+    name = "sdb"
+
+    @operation("BatchPutAttributes")
+    def batch_put_attributes(self, ctx: RequestContext, request: Request) -> Response:
+        self.record("BatchPutAttributes", request)
+        return {}

@@ -247,7 +247,11 @@ class EdgeApp:
     def _edge_error(self, request: HttpRequest, error: ServiceError) -> HttpResponse:
         """An error raised before routing, in the best protocol we can tell from the request."""
         request_id = str(uuid.uuid4())
-        endpoint = self.router.resolve(request, None)
+        try:
+            signature = parse_signature(request)
+        except SigV4Error:
+            signature = None
+        endpoint = self.router.resolve(request, signature.service if signature else None)
         if endpoint is None:
             return _generic_error(request, error, request_id)
         protocol = self.router.protocol_for(request, endpoint)
@@ -384,9 +388,14 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 async def _send_response(send: Send, response: HttpResponse) -> None:
     headers = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
+        (name.encode("latin-1", "replace"), value.encode("latin-1", "replace"))
+        for name, value in response.headers
     ]
-    if response.stream is None:
+    if (
+        response.stream is None
+        and response.status not in (204, 304)
+        and response.header("content-length") is None
+    ):
         headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if response.stream is None:

@@ -11,7 +11,15 @@ from botocore.model import OperationModel, ServiceModel
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
 
-from .base import Protocol, error_code, error_fields, message_key, status_of
+from .base import (
+    Protocol,
+    error_fields,
+    error_headers,
+    inflate,
+    message_key,
+    status_of,
+    type_and_headers,
+)
 from .documents import DecodeError, decode, encode
 
 CONTENT_TYPE = "application/cbor"
@@ -31,6 +39,7 @@ class CborProtocol(Protocol):
         return model.operation_model(name)
 
     def parse(self, request: HttpRequest, operation: OperationModel) -> dict[str, Any]:
+        inflate(request, operation, self.malformed)
         if not request.body:
             return {}
         try:
@@ -65,14 +74,14 @@ class CborProtocol(Protocol):
         error: ServiceError,
         request_id: str,
     ) -> HttpResponse:
-        code = error_code(model, error)
-        document: dict[str, Any] = {"__type": code, message_key(model, error.code): error.message}
+        wire_type, extra = type_and_headers(model, error)
+        document: dict[str, Any] = {
+            "__type": wire_type,
+            message_key(model, error.code): error.message,
+        }
         document.update(error_fields(error))
-        headers = _headers(request_id)
-        if "awsQueryCompatible" in model.metadata:
-            fault = "Sender" if error.sender_fault else "Receiver"
-            headers.append(("x-amzn-query-error", f"{code};{fault}"))
-        headers.extend(error.headers.items())
+        headers = _headers(request_id) + extra
+        headers.extend(error_headers(error))
         return HttpResponse(status_of(model, error), headers, _dumps(document))
 
 

@@ -7,12 +7,19 @@ Operations see Python values: `bytes` for blobs, aware `datetime` for timestamps
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.model import Shape, StructureShape
 
-from .values import WireValueError, b64decode, b64encode, format_timestamp, parse_timestamp
+from .values import (
+    WireValueError,
+    b64decode,
+    b64encode,
+    check_integer,
+    format_timestamp,
+    parse_timestamp,
+)
 
 
 class DecodeError(Exception):
@@ -29,6 +36,8 @@ _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf
 def decode(shape: Shape, value: Any, *, native_binary: bool = False, path: str = "") -> Any:
     """Decode `value` as `shape`. With `native_binary` (CBOR), blobs and timestamps arrive typed."""
     kind = shape.type_name
+    if shape.metadata.get("document"):
+        return value  # a document member is free-form JSON: handed over as is
     if kind == "structure":
         if not isinstance(value, dict):
             raise DecodeError(path, "Expected an object")
@@ -75,11 +84,14 @@ def decode_scalar(shape: Shape, value: Any, *, native_binary: bool = False, path
             raise DecodeError(path, "Expected a string")
         return value
     if kind in ("integer", "long", "short", "byte", "bigInteger"):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
             raise DecodeError(path, "Expected an integer")
-        return value
+        try:
+            return check_integer(kind, value)
+        except WireValueError as exc:
+            raise DecodeError(path, f"Integer out of range for {kind}") from exc
     if kind in ("float", "double", "bigDecimal"):
         if isinstance(value, str) and value in _SPECIAL_FLOATS:
             return _SPECIAL_FLOATS[value]
@@ -101,7 +113,7 @@ def decode_scalar(shape: Shape, value: Any, *, native_binary: bool = False, path
             raise DecodeError(path, "Invalid base64-encoded binary data") from exc
     if kind == "timestamp":
         if isinstance(value, datetime):
-            return value
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise DecodeError(path, "Expected a timestamp")
         try:
@@ -120,6 +132,8 @@ def encode(
 ) -> Any:
     """Encode a Python value for a JSON (or, with `native_binary`, CBOR) document."""
     kind = shape.type_name
+    if shape.metadata.get("document"):
+        return value
     if kind == "structure":
         result: dict[str, Any] = {}
         for name, member in shape.members.items():  # type: ignore[attr-defined]
@@ -168,6 +182,8 @@ def encode_scalar(
         fmt = shape.serialization.get("timestampFormat", timestamp_format)
         return format_timestamp(value, fmt)
     if kind in ("float", "double") and isinstance(value, float) and not math.isfinite(value):
+        if native_binary:
+            return value  # CBOR has NaN and the infinities; JSON spells them as strings
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if kind == "string" and not isinstance(value, str):
         return str(value)

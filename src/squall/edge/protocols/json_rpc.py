@@ -10,7 +10,15 @@ from botocore.model import OperationModel, ServiceModel
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
 
-from .base import Protocol, error_code, error_fields, message_key, status_of
+from .base import (
+    Protocol,
+    error_fields,
+    error_headers,
+    inflate,
+    message_key,
+    status_of,
+    type_and_headers,
+)
 from .documents import DecodeError, decode, encode
 
 
@@ -25,6 +33,7 @@ class JsonProtocol(Protocol):
         return model.operation_model(name)
 
     def parse(self, request: HttpRequest, operation: OperationModel) -> dict[str, Any]:
+        inflate(request, operation, self.malformed)
         document = load_json_object(request.body, self.malformed)
         if operation.input_shape is None:
             return {}
@@ -52,15 +61,13 @@ class JsonProtocol(Protocol):
         error: ServiceError,
         request_id: str,
     ) -> HttpResponse:
-        code = error_code(model, error)
-        document = {"__type": code, message_key(model, error.code): error.message}
+        wire_type, extra = type_and_headers(model, error)
+        document = {"__type": wire_type, message_key(model, error.code): error.message}
         document.update(error_fields(error))
         headers = self._headers(request, model, request_id)
-        headers.append(("x-amzn-ErrorType", code))
-        if "awsQueryCompatible" in model.metadata:
-            fault = "Sender" if error.sender_fault else "Receiver"
-            headers.append(("x-amzn-query-error", f"{code};{fault}"))
-        headers.extend(error.headers.items())
+        headers.append(("x-amzn-ErrorType", wire_type))
+        headers.extend(extra)
+        headers.extend(error_headers(error))
         return HttpResponse(status_of(model, error), headers, orjson.dumps(document, default=str))
 
     @staticmethod

@@ -11,7 +11,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
 
-from .base import Protocol, error_code, error_fields, status_of
+from .base import Protocol, error_code, error_fields, error_headers, inflate, status_of
 from .documents import DecodeError
 from .xml import parse_scalar_text, write_members
 
@@ -36,6 +36,7 @@ class QueryProtocol(Protocol):
         return model.operation_model(action)
 
     def parse(self, request: HttpRequest, operation: OperationModel) -> dict[str, Any]:
+        inflate(request, operation, self.malformed)
         shape = operation.input_shape
         if shape is None:
             return {}
@@ -82,7 +83,7 @@ class QueryProtocol(Protocol):
         for key, value in error_fields(error).items():
             out.append(f"<{key}>{escape(str(value))}</{key}>")
         out.append(f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
-        headers = _headers(request_id) + list(error.headers.items())
+        headers = _headers(request_id) + error_headers(error)
         return HttpResponse(status_of(model, error), headers, "".join(out).encode())
 
     def malformed(self, message: str) -> ServiceError:
@@ -90,7 +91,8 @@ class QueryProtocol(Protocol):
 
     @staticmethod
     def _params(request: HttpRequest) -> dict[str, str]:
-        params = dict(request.query)
+        # Form semantics for the URL too (a GET or presigned URL): "+" is a space.
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
         if request.body and request.method == "POST":
             try:
                 text = request.body.decode("utf-8")
@@ -150,15 +152,12 @@ def _decode_structure(shape: Shape, params: _FlatParams, prefix: str) -> Any:
 
 
 def _decode_list(shape: Shape, params: _FlatParams, prefix: str) -> Any:
-    if not params.has(prefix):
-        return _MISSING
+    member = shape.member  # type: ignore[attr-defined]
+    base = _list_items_prefix(shape, member, prefix)
     if params.values.get(prefix) == "":
         return []
-    member = shape.member  # type: ignore[attr-defined]
-    if shape.serialization.get("flattened"):
-        base = prefix
-    else:
-        base = f"{prefix}.{member.serialization.get('name', 'member')}"
+    if not params.has(base):
+        return _MISSING
     items = []
     index = 1
     while params.has(f"{base}.{index}"):
@@ -166,6 +165,18 @@ def _decode_list(shape: Shape, params: _FlatParams, prefix: str) -> Any:
         items.append(item if item is not _MISSING else None)
         index += 1
     return items
+
+
+def _list_items_prefix(shape: Shape, member: Shape, prefix: str) -> str:
+    """Where a list's items are numbered: `List.member.N`, or for a flattened list `List.N`,
+    renamed `Item.N` when the member has its own name (as botocore serializes them)."""
+    if not shape.serialization.get("flattened"):
+        return f"{prefix}.{member.serialization.get('name', 'member')}"
+    name = member.serialization.get("name")
+    if not name:
+        return prefix
+    head, _, _ = prefix.rpartition(".")
+    return f"{head}.{name}" if head else name
 
 
 def _decode_map(shape: Shape, params: _FlatParams, prefix: str) -> Any:

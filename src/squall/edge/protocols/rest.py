@@ -4,6 +4,7 @@ members bound to the URI, query string, headers and body."""
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from typing import Any
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape
@@ -14,14 +15,36 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
 
-from .base import Protocol, error_code, error_fields, message_key, status_of
+from .base import (
+    Protocol,
+    error_code,
+    error_fields,
+    error_headers,
+    inflate,
+    message_key,
+    status_of,
+    wire_safe,
+)
 from .documents import DecodeError, decode, encode
 from .json_rpc import load_json_object
-from .routes import find_route
+from .routes import find_route, path_parts, route_of
 from .values import b64decode, b64encode, format_scalar_text, format_timestamp
-from .xml import parse_scalar_text, parse_xml, read_element, write_element, write_members
+from .xml import (
+    local_name,
+    parse_scalar_text,
+    parse_xml,
+    read_element,
+    write_element,
+    write_members,
+)
+
+Header = tuple[str, str]
+Payload = bytes | AsyncIterator[bytes]
 
 _BODYLESS_LOCATIONS = ("uri", "querystring", "header", "headers", "statusCode")
+_MALFORMED_XML = (
+    "The XML you provided was not well-formed or did not validate against our published schema"
+)
 
 
 class RestProtocol(Protocol):
@@ -29,7 +52,11 @@ class RestProtocol(Protocol):
 
     def resolve_operation(self, request: HttpRequest, model: ServiceModel) -> OperationModel:
         found = find_route(
-            model.service_name, request.method, request.raw_path, dict(request.query)
+            model.service_name,
+            request.method,
+            request.raw_path,
+            dict(request.query),
+            request.headers,
         )
         if found is None:
             raise self.unknown_operation(f"{request.method} {request.path}")
@@ -39,28 +66,30 @@ class RestProtocol(Protocol):
         return ServiceError("UnknownOperationException", f"Unknown operation: {name}", status=404)
 
     def parse(self, request: HttpRequest, operation: OperationModel) -> dict[str, Any]:
+        inflate(request, operation, self.malformed)
         shape = operation.input_shape
         if shape is None:
             return {}
-        found = find_route(
-            operation.service_model.service_name,
-            request.method,
-            request.raw_path,
-            dict(request.query),
-        )
-        labels = found[1] if found else {}
+        route = route_of(operation.service_model.service_name, operation.name)
+        labels = route.match(path_parts(request.raw_path), dict(request.query)) or {}
+        literals = {key for key, _ in route.query_literals}
         try:
-            params = self._parse_located(request, shape, labels)
+            params = self._parse_located(request, shape, labels, literals)
+        except DecodeError as exc:
+            raise self.malformed_parameter(str(exc)) from None
+        try:
             params.update(self._parse_body(request, shape))
         except DecodeError as exc:
             raise self.malformed(str(exc)) from None
         return params
 
     def _parse_located(
-        self, request: HttpRequest, shape: Shape, labels: dict[str, str]
+        self, request: HttpRequest, shape: Shape, labels: dict[str, str], literals: set[str]
     ) -> dict[str, Any]:
+        """Members bound to the URI, query string and headers. `literals` are the query keys
+        of the operation's own `requestUri` (`?tagging`): never members."""
         params: dict[str, Any] = {}
-        claimed_query: set[str] = set()
+        claimed_query: set[str] = set(literals)
         query_map_member: tuple[str, Shape] | None = None
         for name, member in shape.members.items():  # type: ignore[attr-defined]
             location = member.serialization.get("location")
@@ -136,25 +165,37 @@ class RestProtocol(Protocol):
         status = int(operation.http.get("responseCode", 200))
         headers = self.response_headers(operation.service_model, request_id)
         shape = operation.output_shape
-        body = b""
+        payload: Payload = b""
         if shape is not None:
-            status, body = self._serialize_output(
-                operation.service_model, shape, output, headers, status
+            status, payload = self._serialize_output(
+                operation.service_model,
+                shape,
+                output,
+                headers,
+                status=status,
+                root=_output_root(operation),
             )
-        if request.method == "HEAD":
-            body = b""
-        return HttpResponse(status, headers, body)
+        if isinstance(payload, bytes):
+            response = HttpResponse(status, headers, payload)
+        else:
+            response = HttpResponse(status, headers, stream=payload)
+        return _framed(request, response)
 
     def _serialize_output(
         self,
         model: ServiceModel,
         shape: Shape,
         output: dict[str, Any],
-        headers: list[tuple[str, str]],
+        headers: list[Header],
+        *,
         status: int,
-    ) -> tuple[int, bytes]:
+        root: str,
+    ) -> tuple[int, Payload]:
         body_members: dict[str, Any] = {}
         has_body_members = False
+        payload = shape.serialization.get("payload")
+        if payload and shape.members[payload].type_name in ("blob", "string"):  # type: ignore[attr-defined]
+            _set_header(headers, "Content-Type", "application/octet-stream")
         for name, member in shape.members.items():  # type: ignore[attr-defined]
             location = member.serialization.get("location")
             value = output.get(name)
@@ -169,25 +210,31 @@ class RestProtocol(Protocol):
             if location == "statusCode":
                 status = int(value)
             elif location == "header":
-                headers.append((wire, _header_text(member, value)))
+                _set_header(headers, wire, wire_safe(_header_text(member, value)))
             elif location == "headers":
-                headers.extend((f"{wire}{key}", str(item)) for key, item in value.items())
-        payload = shape.serialization.get("payload")
+                headers.extend((f"{wire}{k}", wire_safe(str(v))) for k, v in value.items())
         if payload:
-            member = shape.members[payload]  # type: ignore[attr-defined]
-            value = output.get(payload)
-            if value is None:
-                return status, b""
-            if member.type_name in ("blob", "string"):
-                if not _has_header(headers, "content-type"):
-                    headers.append(("Content-Type", "application/octet-stream"))
-                return status, value.encode() if isinstance(value, str) else bytes(value)
-            root = member.serialization.get("name", member.name)
-            return status, self.encode_body(model, member, value, root=root)
+            return status, self._payload(model, shape, payload, output)
         if not has_body_members:
             return status, b""
-        root = shape.serialization.get("name", shape.name)
         return status, self.encode_body(model, shape, body_members, root=root)
+
+    def _payload(
+        self, model: ServiceModel, shape: Shape, name: str, output: dict[str, Any]
+    ) -> Payload:
+        """The body of an output whose `payload` member `name` is the whole body."""
+        member = shape.members[name]  # type: ignore[attr-defined]
+        value = output.get(name)
+        if value is None:
+            return b""
+        if member.type_name not in ("blob", "string"):
+            root = member.serialization.get("name", member.name)
+            return self.encode_body(model, member, value, root=root)
+        if isinstance(value, str):
+            return value.encode()
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        return value  # an async iterator of chunks: a streamed blob
 
     def response_headers(self, model: ServiceModel, request_id: str) -> list[tuple[str, str]]:
         return [("Content-Type", self.content_type), ("x-amzn-RequestId", request_id)]
@@ -228,7 +275,7 @@ class RestJsonProtocol(RestProtocol):
         document.update(error_fields(error))
         headers = self.response_headers(model, request_id)
         headers.append(("x-amzn-ErrorType", code))
-        headers.extend(error.headers.items())
+        headers.extend(error_headers(error))
         body = b"" if request.method == "HEAD" else orjson.dumps(document, default=str)
         return HttpResponse(status_of(model, error), headers, body)
 
@@ -241,10 +288,11 @@ class RestXmlProtocol(RestProtocol):
         try:
             root = parse_xml(body)
         except ParseError:
-            raise self.malformed(
-                "The XML you provided was not well-formed or did not validate against our "
-                "published schema"
-            ) from None
+            raise self.malformed(_MALFORMED_XML) from None
+        if payload_member is not None:
+            expected = payload_member.serialization.get("name", payload_member.name)
+            if local_name(root.tag) != expected:
+                raise self.malformed(_MALFORMED_XML)
         return read_element(payload_member or shape, root)
 
     def encode_body(
@@ -263,6 +311,9 @@ class RestXmlProtocol(RestProtocol):
 
     def malformed(self, message: str) -> ServiceError:
         return ServiceError("MalformedXML", message, status=400)
+
+    def malformed_parameter(self, message: str) -> ServiceError:
+        return ServiceError("InvalidArgument", message, status=400)
 
     def unknown_operation(self, name: str) -> ServiceError:
         return ServiceError(
@@ -300,11 +351,57 @@ class RestXmlProtocol(RestProtocol):
                 f"<RequestId>{request_id}</RequestId></ErrorResponse>"
             )
         headers = self.response_headers(model, request_id)
-        headers.extend(error.headers.items())
+        headers.extend(error_headers(error))
         body = b""
         if request.method != "HEAD":
             body = ('<?xml version="1.0" encoding="UTF-8"?>\n' + document).encode()
         return HttpResponse(status_of(model, error), headers, body)
+
+
+# The root elements of S3's XML results. botocore's model names the output shapes
+# `...Output` and drops the names S3 actually sends; other rest-xml services' shapes
+# carry the right names (`...Response`, `...Result`).
+_S3_RESULT_ROOTS = {
+    "CompleteMultipartUpload": "CompleteMultipartUploadResult",
+    "CreateMultipartUpload": "InitiateMultipartUploadResult",
+    "CreateSession": "CreateSessionResult",
+    "DeleteObjects": "DeleteResult",
+    "GetBucketAccelerateConfiguration": "AccelerateConfiguration",
+    "GetBucketAcl": "AccessControlPolicy",
+    "GetBucketCors": "CORSConfiguration",
+    "GetBucketLifecycle": "LifecycleConfiguration",
+    "GetBucketLifecycleConfiguration": "LifecycleConfiguration",
+    "GetBucketLocation": "LocationConstraint",
+    "GetBucketLogging": "BucketLoggingStatus",
+    "GetBucketNotification": "NotificationConfiguration",
+    "GetBucketNotificationConfiguration": "NotificationConfiguration",
+    "GetBucketRequestPayment": "RequestPaymentConfiguration",
+    "GetBucketTagging": "Tagging",
+    "GetBucketVersioning": "VersioningConfiguration",
+    "GetBucketWebsite": "WebsiteConfiguration",
+    "GetObjectAcl": "AccessControlPolicy",
+    "GetObjectAttributes": "GetObjectAttributesResponse",
+    "GetObjectTagging": "Tagging",
+    "ListBucketAnalyticsConfigurations": "ListBucketAnalyticsConfigurationResult",
+    "ListBucketInventoryConfigurations": "ListInventoryConfigurationsResult",
+    "ListBucketMetricsConfigurations": "ListMetricsConfigurationsResult",
+    "ListBuckets": "ListAllMyBucketsResult",
+    "ListDirectoryBuckets": "ListAllMyDirectoryBucketsResult",
+    "ListMultipartUploads": "ListMultipartUploadsResult",
+    "ListObjectVersions": "ListVersionsResult",
+    "ListObjects": "ListBucketResult",
+    "ListObjectsV2": "ListBucketResult",
+    "ListParts": "ListPartsResult",
+}
+
+
+def _output_root(operation: OperationModel) -> str:
+    """The root element (rest-xml) of an output body that is not a single payload member."""
+    if operation.service_model.service_name == "s3" and operation.name in _S3_RESULT_ROOTS:
+        return _S3_RESULT_ROOTS[operation.name]
+    shape = operation.output_shape
+    assert shape is not None
+    return shape.serialization.get("name", shape.name)
 
 
 def _xml_namespace(model: ServiceModel) -> str:
@@ -350,8 +447,6 @@ def _header_value(member: Shape, text: str, name: str) -> Any:
     if member.type_name == "list":
         inner = member.member  # type: ignore[attr-defined]
         return [parse_scalar_text(inner, part.strip(), name) for part in text.split(",")]
-    if member.type_name == "blob":
-        return b64decode(text)
     return parse_scalar_text(member, text.strip() if member.type_name != "string" else text, name)
 
 
@@ -367,5 +462,23 @@ def _header_text(member: Shape, value: Any) -> str:
     return format_scalar_text(value)
 
 
-def _has_header(headers: list[tuple[str, str]], name: str) -> bool:
-    return any(key.lower() == name for key, _ in headers)
+def _set_header(headers: list[Header], name: str, value: str) -> None:
+    """Set a header, replacing any earlier value (a protocol default such as Content-Type)."""
+    lowered = name.lower()
+    headers[:] = [(key, item) for key, item in headers if key.lower() != lowered]
+    headers.append((name, value))
+
+
+def _framed(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Settle Content-Length between a modeled `Content-Length` header member and the edge.
+
+    The edge frames an unstreamed body itself unless the response declares its length, so a
+    member's value is dropped when a body is sent (two differing values make clients reject
+    the response). A HEAD answer has no body but keeps the length of the entity it describes.
+    """
+    declared = response.header("content-length")
+    if request.method == "HEAD":
+        response.body = b""
+    elif declared is not None and response.stream is None:
+        response.headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    return response

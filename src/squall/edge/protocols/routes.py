@@ -1,7 +1,15 @@
-"""Matching REST requests (method, path, query) to operations by their `requestUri` templates."""
+"""Matching REST requests (method, path, query, headers) to operations by their `requestUri`.
+
+Several operations can share one template (S3's `PUT /{Bucket}/{Key+}` is PutObject, CopyObject,
+UploadPart and UploadPartCopy). They differ in required members bound to the query string or
+headers (`uploadId`, `x-amz-copy-source`), as S3 itself tells them apart: among the routes whose
+path and query literals match, the one whose required query and header members are all present,
+and most numerous, wins; deprecated duplicates lose ties.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import unquote
@@ -12,6 +20,8 @@ from .model import service_model
 
 _LITERAL, _LABEL, _GREEDY = 0, 1, 2
 
+Score = tuple[int, int, int, int]
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -19,13 +29,33 @@ class Route:
     method: str
     segments: tuple[tuple[int, str], ...]
     query_literals: tuple[tuple[str, str | None], ...]
-    score: tuple[int, int, int, int]
+    score: Score
+    # Required members bound to the query string (wire names) and headers (lower-case names).
+    required_query: tuple[str, ...] = ()
+    required_headers: tuple[str, ...] = ()
+    deprecated: bool = False
 
-    def match(self, parts: list[str], query: dict[str, str]) -> dict[str, str] | None:
+    def match(self, parts: list[str], query: Mapping[str, str]) -> dict[str, str] | None:
         for key, value in self.query_literals:
             if key not in query or (value is not None and query[key] != value):
                 return None
         return match_segments(self.segments, parts)
+
+    def satisfied(self, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+        """Whether the request carries every required query and header member of the route."""
+        return all(name in query for name in self.required_query) and all(
+            name in headers for name in self.required_headers
+        )
+
+    def rank(self, query: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, ...]:
+        requirements = len(self.required_query) + len(self.required_headers)
+        satisfied = self.satisfied(query, headers)
+        return (
+            *self.score,
+            int(satisfied),
+            requirements if satisfied else -requirements,
+            int(not self.deprecated),
+        )
 
 
 def match_segments(
@@ -81,12 +111,40 @@ def compile_route(operation: OperationModel) -> Route:
     literal_count = sum(1 for kind, _ in segments if kind == _LITERAL)
     greedy = any(kind == _GREEDY for kind, _ in segments)
     score = (len(literals), literal_count, 0 if greedy else 1, len(segments) * 2 + id_bonus)
-    return Route(operation.name, method, tuple(segments), tuple(literals), score)
+    required_query, required_headers = _required_located(operation)
+    return Route(
+        operation.name,
+        method,
+        tuple(segments),
+        tuple(literals),
+        score,
+        required_query,
+        required_headers,
+        bool(operation.deprecated),
+    )
+
+
+def _required_located(operation: OperationModel) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Wire names of the required input members bound to the query string and to headers."""
+    shape = operation.input_shape
+    if shape is None:
+        return (), ()
+    query: list[str] = []
+    headers: list[str] = []
+    for name in shape.required_members:  # type: ignore[attr-defined]
+        member = shape.members[name]  # type: ignore[attr-defined]
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if location == "querystring" and member.type_name != "map":
+            query.append(wire)
+        elif location == "header":
+            headers.append(wire.lower())
+    return tuple(query), tuple(headers)
 
 
 @cache
 def routes_for(service_name: str) -> dict[str, tuple[Route, ...]]:
-    """The service's routes by method, most specific first."""
+    """The service's routes by method, most specific template first."""
     model = service_model(service_name)
     by_method: dict[str, list[Route]] = {}
     for name in model.operation_names:
@@ -98,15 +156,37 @@ def routes_for(service_name: str) -> dict[str, tuple[Route, ...]]:
     }
 
 
+@cache
+def route_of(service_name: str, operation_name: str) -> Route:
+    """The route of one operation."""
+    return compile_route(service_model(service_name).operation_model(operation_name))
+
+
+def path_parts(raw_path: str) -> list[str]:
+    return raw_path.split("/")[1:] if raw_path.startswith("/") else raw_path.split("/")
+
+
 def find_route(
-    service_name: str, method: str, raw_path: str, query: dict[str, str]
+    service_name: str,
+    method: str,
+    raw_path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[Route, dict[str, str]] | None:
-    parts = raw_path.split("/")[1:] if raw_path.startswith("/") else raw_path.split("/")
+    """The best route for a request and its path labels, or None when no template matches."""
+    parts = path_parts(raw_path)
+    present_headers: Mapping[str, str] = headers or {}
+    best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
     for route in routes_for(service_name).get(method, ()):
+        if best is not None and route.score < best[1].score:
+            break  # routes are sorted by score: nothing further can win
         labels = route.match(parts, query)
-        if labels is not None:
-            return route, labels
-    return None
+        if labels is None:
+            continue
+        rank = route.rank(query, present_headers)
+        if best is None or rank > best[0]:
+            best = (rank, route, labels)
+    return (best[1], best[2]) if best else None
 
 
 def first_literal_segments(service_name: str) -> set[str]:

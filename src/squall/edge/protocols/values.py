@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -18,14 +19,14 @@ def parse_timestamp(value: str | int | float) -> datetime:
     if isinstance(value, bool):
         raise WireValueError(f"not a timestamp: {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise WireValueError(f"not a timestamp: {value!r}")
-        return datetime.fromtimestamp(value, UTC)
+        return _from_epoch(value)
     text = value.strip()
     try:
-        return datetime.fromtimestamp(float(text), UTC)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return _from_epoch(seconds)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -34,6 +35,33 @@ def parse_timestamp(value: str | int | float) -> datetime:
         except (TypeError, ValueError, IndexError) as exc:
             raise WireValueError(f"not a timestamp: {value!r}") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _from_epoch(seconds: int | float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, infinities, beyond year 1..9999
+        raise WireValueError(f"timestamp out of range: {seconds!r}") from None
+
+
+_INTEGER_BITS = {"byte": 8, "short": 16, "integer": 32, "long": 64}
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def check_integer(kind: str, value: int) -> int:
+    """`value` if it fits the model type `kind` (a signed 8/16/32/64-bit or big integer)."""
+    bits = _INTEGER_BITS.get(kind)
+    if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise WireValueError(f"{value} is out of range for {kind}")
+    return value
+
+
+def parse_integer(kind: str, text: str) -> int:
+    """An integer from its text form: optional sign and decimal digits only."""
+    stripped = text.strip()
+    if not _INTEGER_TEXT.fullmatch(stripped) or len(stripped) > 40:
+        raise WireValueError(f"not an integer: {text!r}")
+    return check_integer(kind, int(stripped))
 
 
 def as_datetime(value: datetime | int | float | str) -> datetime:

@@ -17,6 +17,7 @@ from .values import (
     format_scalar_text,
     iso8601,
     parse_bool,
+    parse_integer,
     parse_timestamp,
     rfc822,
 )
@@ -113,7 +114,7 @@ def parse_scalar_text(shape: Shape, text: str, path: str) -> Any:
     kind = shape.type_name
     try:
         if kind in ("integer", "long", "short", "byte", "bigInteger"):
-            return int(text)
+            return parse_integer(kind, text)
         if kind in ("float", "double", "bigDecimal"):
             return float(text)
         if kind == "boolean":
