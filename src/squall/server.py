@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import sys
 
 import uvicorn
@@ -76,11 +79,27 @@ def announce(settings: Settings) -> None:
             log.warning("  - %s", line)
 
 
+def listening_sockets(settings: Settings) -> list[socket.socket]:
+    """The TCP port clients use, and the unix socket sandboxes reach the API through."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    tcp = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    path = settings.api_socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    os.chmod(path, 0o666)  # sandboxes run as an unprivileged uid; SigV4 still guards the API
+    unix.listen(2048)
+    return [tcp, unix]
+
+
 def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
     announce(settings)
+    sockets = listening_sockets(settings)
     app = build_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -92,3 +111,8 @@ def run(settings: Settings) -> None:
         server_header=False,
         log_config=None,
     )
+    try:
+        uvicorn.Server(config).run(sockets=sockets)
+    finally:
+        with contextlib.suppress(OSError):
+            settings.api_socket.unlink()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,3 +35,20 @@ class Settings:
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime state that does not survive a restart: sockets, sandbox mount points."""
+        return self.data_dir / "run"
+
+    @property
+    def api_socket(self) -> Path:
+        """The unix socket the API also listens on (sandboxes reach squall through it).
+
+        Under the run dir, unless that path is too long for a unix socket address.
+        """
+        path = self.run_dir / "api.sock"
+        if len(str(path)) < 100:
+            return path
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"squall-{digest}.sock"

@@ -1,0 +1,274 @@
+"""Linux isolation for one sandbox, applied by the sandbox's own process before user code runs.
+
+Runs inside the forked sandbox on the runtime's interpreter (Python 3.9+, stdlib only).
+The steps, in order (see `enter`):
+
+1. join the sandbox's cgroup(s) (the host created them and passed the `cgroup.procs` files);
+2. `unshare` the mount, pid, net, ipc and uts namespaces, then fork so that the child is pid 1
+   of the new pid namespace (the parent reports the child's pid and exits);
+3. build a new root on a tmpfs: read-only binds of the system directories, the interpreter and
+   the runtime's packages at their host paths, the function code at /var/task, the layers at
+   /opt, a private tmpfs /tmp sized by EphemeralStorage, a fresh /proc, a minimal /dev and
+   /etc; then `pivot_root` into it and detach the old root, so no other host path is visible;
+4. bring up `lo` in the empty network namespace, set the hostname;
+5. drop to an unprivileged uid/gid with no supplementary groups, set no_new_privs and install
+   the seccomp filter.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import platform
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from . import seccomp
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+NAMESPACE_FLAGS = {
+    "mount": CLONE_NEWNS,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "pid": CLONE_NEWPID,
+    "net": CLONE_NEWNET,
+    "user": CLONE_NEWUSER,
+}
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+class IsolationError(OSError):
+    """A step of the isolation failed; the sandbox must not run user code."""
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise IsolationError(code, f"{what}: {os.strerror(code)}")
+
+
+def _bytes(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    _check(
+        _libc.mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data)),
+        f"mount {target}",
+    )
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise IsolationError(errno.ENOSYS, f"pivot_root: unsupported machine {platform.machine()}")
+    _check(_libc.syscall(number, _bytes(new_root), _bytes(put_old)), "pivot_root")
+
+
+def join_cgroup(procs_files: Sequence[str]) -> None:
+    pid = str(os.getpid())
+    for path in procs_files:
+        with open(path, "w") as handle:
+            handle.write(pid)
+
+
+def bring_up_loopback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+def set_hostname(name: str) -> None:
+    encoded = name.encode()
+    _check(_libc.sethostname(encoded, len(encoded)), "sethostname")
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def namespace_flags(names: Sequence[str]) -> int:
+    flags = 0
+    for name in names:
+        flags |= NAMESPACE_FLAGS[name]
+    return flags
+
+
+# --------------------------------------------------------------------------- the new root
+
+_ETC_FILES = {
+    "passwd": (
+        "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{uid}:{gid}::/tmp:/sbin/nologin\n"
+    ),
+    "group": "root:x:0:\nsbx_user1051:x:{gid}:\n",
+    "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost\n",
+    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+    "resolv.conf": "nameserver 127.0.0.1\n",
+}
+
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def build_root(root: str, spec: dict[str, Any]) -> None:
+    """Populate `root` (an empty directory) and pivot into it."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("squall-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+    for entry in spec.get("binds", []):
+        _bind(
+            root, entry["source"], entry.get("target", entry["source"]), entry.get("readonly", True)
+        )
+    for link in spec.get("symlinks", []):
+        _symlink(root, link["target"], link["path"])
+    _bind(root, spec["task_dir"], "/var/task", True)
+    opt_dir = spec.get("opt_dir")
+    if opt_dir:
+        _bind(root, opt_dir, "/opt", True)
+    else:
+        _mkdirs(root + "/opt")
+    tmp = root + "/tmp"
+    _mkdirs(tmp)
+    size_mb = int(spec.get("tmp_size_mb", 512))
+    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_mb}m")
+    proc = root + "/proc"
+    _mkdirs(proc)
+    mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _make_dev(root)
+    _make_etc(root, spec, int(spec.get("uid", 993)), int(spec.get("gid", 990)))
+    mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chdir(root)
+    pivot_root(".", ".")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+
+
+def _mkdirs(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def _bind(root: str, source: str, target: str, readonly: bool) -> None:
+    destination = root + target
+    if os.path.isdir(source):
+        _mkdirs(destination)
+    else:
+        _mkdirs(os.path.dirname(destination))
+        if not os.path.exists(destination):
+            open(destination, "w").close()
+    mount(source, destination, None, MS_BIND | MS_REC)
+    if readonly:
+        mount(None, destination, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _symlink(root: str, target: str, path: str) -> None:
+    _mkdirs(os.path.dirname(root + path))
+    os.symlink(target, root + path)
+
+
+def _make_dev(root: str) -> None:
+    dev = root + "/dev"
+    _mkdirs(dev)
+    mount("squall-dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+    for name in _DEVICES:
+        _bind(root, "/dev/" + name, "/dev/" + name, False)
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"{dev}/{name}")
+    mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+
+
+def _make_etc(root: str, spec: dict[str, Any], uid: int, gid: int) -> None:
+    etc = root + "/etc"
+    _mkdirs(etc)
+    for name, text in _ETC_FILES.items():
+        with open(f"{etc}/{name}", "w") as handle:
+            handle.write(text.format(uid=uid, gid=gid))
+    for source in spec.get("etc_binds", ["/etc/ssl", "/etc/localtime", "/etc/ld.so.cache"]):
+        if os.path.exists(source):
+            _bind(root, os.path.realpath(source), source, True)
+
+
+def enter(spec: dict[str, Any], report_fd: int) -> None:
+    """Isolate the calling process; returns in the sandbox, inside the new root.
+
+    The sandbox's host pid is written to `report_fd`, which is then closed: by the
+    intermediate process when a pid namespace is made (the sandbox is its child), else by
+    the calling process itself. The host's wait for the pid ends there, while the sandbox
+    goes on building its root.
+    """
+    if spec.get("cgroup_procs"):
+        join_cgroup(spec["cgroup_procs"])
+    names: list[str] = list(spec.get("namespaces", []))
+    if names:
+        unshare(namespace_flags(names))
+    if "pid" in names:
+        child = os.fork()
+        if child:
+            _report(report_fd, child)
+            os._exit(0)
+        os.close(report_fd)
+    else:
+        _report(report_fd, os.getpid())
+    if "mount" in names:
+        build_root(spec["root_dir"], spec)
+    if "net" in names:
+        bring_up_loopback()
+    if "uts" in names:
+        set_hostname(spec.get("hostname", "sandbox"))
+    if spec.get("uid") is not None and os.getuid() == 0:
+        drop_privileges(int(spec["uid"]), int(spec.get("gid", spec["uid"])))
+    if spec.get("seccomp"):
+        seccomp.install()
+
+
+def _report(fd: int, pid: int) -> None:
+    os.write(fd, str(pid).encode())
+    os.close(fd)

@@ -1,0 +1,215 @@
+"""The zygote: a clean interpreter of one runtime that forks sandboxes on request.
+
+Started once per runtime by the host (`python -m squall.sandbox.guest.zygote --fd N`), it
+imports the runtime shim and boto3 up front, freezes its heap, then serves requests on a
+SOCK_SEQPACKET socket. Each message is one JSON object, file descriptors ride along:
+
+host → zygote:  {"op": "spawn", "id": ..., "config": {...}}  fds: [sandbox socket, log pipe]
+zygote → host:  {"op": "ready", "pid": ..., "python": "3.11.7"}
+                {"op": "spawned", "id": ..., "pid": <sandbox pid>}
+                {"op": "spawn_failed", "id": ..., "error": "..."}
+                {"op": "exited", "pid": ..., "status": <exit code, or -signal>}
+
+The zygote is a child subreaper: a sandbox's intermediate process (the one that made the pid
+namespace) exits at once, and the sandbox is re-parented here, so its exit is reported.
+Runs on the runtime's interpreter (Python 3.9+, stdlib only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from . import isolation, python_runtime, relay, runtime_api
+from .config import GuestConfig
+
+PR_SET_CHILD_SUBREAPER = 36
+MAX_MESSAGE = 1024 * 1024
+
+
+def _preload() -> None:
+    """Import what every sandbox will need, so that forks start with it loaded."""
+    try:
+        # boto3 is importable without packaging it, as on Lambda; load it once for every fork
+        import boto3  # noqa: F401, PLC0415
+        import botocore.session  # noqa: PLC0415
+
+        botocore.session.get_session().get_component("endpoint_resolver")
+    except Exception:  # a runtime without boto3 still serves functions
+        pass
+
+
+class Zygote:
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.sandboxes: set[int] = set()
+        self.selector = selectors.DefaultSelector()
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_w, False)
+        os.set_blocking(self.wakeup_r, False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.control.send(json.dumps(message).encode())
+
+    def run(self) -> None:
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.control, selectors.EVENT_READ, "control")
+        self.selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
+        self.send({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
+        while True:
+            for key, _ in self.selector.select():
+                if key.data == "signal":
+                    self._drain_wakeups()
+                    self._reap()
+                elif not self._serve_control():
+                    return
+
+    def _serve_control(self) -> bool:
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, 4)
+        except InterruptedError:
+            return True
+        if not data:
+            return False
+        message = json.loads(data)
+        if message.get("op") == "spawn":
+            self._spawn(message, fds)
+        else:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def _spawn(self, message: dict[str, Any], fds: list[int]) -> None:
+        sandbox_id = message["id"]
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            self.send({"op": "spawn_failed", "id": sandbox_id, "error": "expected 2 fds"})
+            return
+        report_r, report_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(report_r)
+            _sandbox_main(self, message["config"], fds[0], fds[1], report_w)
+            os._exit(70)  # not reached
+        os.close(report_w)
+        for fd in fds:
+            os.close(fd)
+        reported = _read_all(report_r)
+        os.close(report_r)
+        if reported.isdigit():
+            sandbox_pid = int(reported)
+            self.sandboxes.add(sandbox_pid)
+            self.send({"op": "spawned", "id": sandbox_id, "pid": sandbox_pid})
+        else:
+            self.send({"op": "spawn_failed", "id": sandbox_id, "error": reported or "sandbox died"})
+        self._reap()
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self.wakeup_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.sandboxes:
+                self.sandboxes.discard(pid)
+                code = os.waitstatus_to_exitcode(status)
+                self.send({"op": "exited", "pid": pid, "status": code})
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks).decode(errors="replace").strip()
+        chunks.append(chunk)
+
+
+def _sandbox_main(
+    zygote: Zygote, config_dict: dict[str, Any], sock_fd: int, log_fd: int, report_w: int
+) -> None:
+    """In the forked child: become the sandbox, then serve the function."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        zygote.control.close()
+        os.close(zygote.wakeup_r)
+        os.close(zygote.wakeup_w)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        config = GuestConfig.from_dict(config_dict)
+        spec = config.isolation or {}
+        isolation.enter(spec, report_w)
+        relay_spec = spec.get("relay")
+        if relay_spec:
+            relay.start(("127.0.0.1", int(relay_spec["port"])), relay_spec["socket"])
+    except BaseException as exc:  # the host hears of it as a spawn failure
+        message = f"sandbox setup failed: {exc.__class__.__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            os.write(report_w, message.encode())
+        os.write(2, (message + "\n" + traceback.format_exc()).encode())
+        os._exit(71)
+    sock = socket.socket(fileno=sock_fd)
+    sock.setblocking(True)
+    try:
+        if config.runtime.startswith("provided"):
+            runtime_api.serve_runtime_api(config, sock)
+        else:
+            python_runtime.serve(config, sock)
+    except (
+        SystemExit
+    ) as exc:  # sys.exit(N) in a handler: "Runtime exited with error: exit status N"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args()
+    control = socket.socket(fileno=args.fd)
+    control.setblocking(True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _preload()
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()  # keep the collector from touching (and copying) the shared heap
+    Zygote(control).run()
+
+
+if __name__ == "__main__":
+    main()

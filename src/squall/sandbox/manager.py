@@ -1,0 +1,259 @@
+"""Starts sandboxes: zygotes per interpreter, a cgroup and an isolated root per sandbox.
+
+`SandboxManager.create(spec)` is a cold start: a cgroup is made, the runtime's zygote forks,
+the fork isolates itself and imports the handler, and the sandbox is returned once its init
+succeeded. What the host supports is probed once at start; missing protections degrade (no
+namespaces: the code runs from its host directory; no cgroups: no memory limit beyond the
+timeout) and are listed in `degraded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .cgroups import CgroupDriver, Limits, detect_driver
+from .results import SandboxUnavailable
+from .rootfs import root_binds, runtime_site
+from .runtimes import interpreter_for, zygote_key
+from .sandbox import Sandbox
+from .spec import FunctionSpec
+from .zygotes import ZygoteError, ZygoteProcess
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = ("mount", "pid", "net", "ipc", "uts")
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+PIDS_LIMIT = 256
+INIT_TIMEOUT_S = 10.0
+GUEST_API_PORT = 4566
+GUEST_API_SOCKET = "/run/squall/api.sock"
+
+
+class SandboxManager:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        isolate: bool | None = None,
+        cgroups: CgroupDriver | bool | None = True,
+        endpoint_url: str = "http://127.0.0.1:4566",
+        api_socket: str | None = None,
+        seccomp: bool = True,
+    ) -> None:
+        self.run_dir = run_dir
+        self.endpoint_url = endpoint_url
+        self.api_socket = api_socket
+        self._want_isolation = isolate
+        self._want_cgroups = cgroups
+        self._want_seccomp = seccomp
+        self.isolate = False
+        self.seccomp = False
+        self.cgroups: CgroupDriver | None = None
+        self.degraded: list[str] = []
+        self._zygotes: dict[str, ZygoteProcess] = {}
+        self._zygote_lock = asyncio.Lock()
+        self._by_pid: dict[int, Sandbox] = {}
+        self._binds: tuple[list[dict[str, Any]], list[dict[str, str]]] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "root").mkdir(exist_ok=True)
+        is_root = os.geteuid() == 0
+        self.isolate = is_root if self._want_isolation is None else self._want_isolation
+        if self.isolate and not is_root:
+            raise SandboxUnavailable("namespaces and pivot_root need root")
+        if not self.isolate:
+            self.degraded.append("namespaces/pivot_root: off (not root); code runs from host paths")
+        if isinstance(self._want_cgroups, bool):
+            self.cgroups = detect_driver() if self._want_cgroups else None
+        else:
+            self.cgroups = self._want_cgroups
+        if self.cgroups is None:
+            self.degraded.append("cgroups: off; no memory, pids or cpu limits")
+        else:
+            removed = await asyncio.to_thread(self.cgroups.cleanup_stale)
+            if removed:
+                log.info("removed %d stale sandbox cgroups", removed)
+        self.seccomp = self._want_seccomp and self.isolate
+        for line in self.degraded:
+            log.warning("sandbox protection degraded: %s", line)
+        self._binds = root_binds()
+
+    async def stop(self) -> None:
+        for sandbox in list(self._by_pid.values()):
+            await sandbox.destroy()
+        for zygote in self._zygotes.values():
+            await zygote.stop()
+        self._zygotes.clear()
+
+    # ------------------------------------------------------------------ sandboxes
+
+    async def create(self, spec: FunctionSpec) -> Sandbox:
+        """Cold-start a sandbox for `spec`; SandboxInitError when the function's init fails."""
+        zygote = await self._zygote(spec.runtime)
+        sandbox_id = uuid.uuid4().hex
+        cgroup = None
+        limits = Limits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=PIDS_LIMIT)
+        if self.cgroups is not None:
+            cgroup = self.cgroups.create(f"sb-{sandbox_id}", limits)
+        host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        log_r, log_w = os.pipe()
+        log_stream = _log_stream_name(spec.version)
+        config = self._guest_config(
+            sandbox_id, spec, log_stream, cgroup.procs_files if cgroup else []
+        )
+        try:
+            pid = await zygote.spawn(sandbox_id, config, [guest_sock.fileno(), log_w])
+        except ZygoteError as exc:
+            host_sock.close()
+            os.close(log_r)
+            if cgroup is not None:
+                await asyncio.to_thread(cgroup.destroy)
+            raise SandboxUnavailable(str(exc)) from exc
+        finally:
+            guest_sock.close()
+            os.close(log_w)
+        reader, writer = await asyncio.open_unix_connection(sock=host_sock)
+        sandbox = Sandbox(
+            sandbox_id,
+            spec=spec,
+            pid=pid,
+            reader=reader,
+            writer=writer,
+            log_fd=log_r,
+            cgroup=cgroup,
+            log_stream=log_stream,
+            on_destroyed=self._forget,
+        )
+        self._by_pid[pid] = sandbox
+        await sandbox.wait_ready(max(INIT_TIMEOUT_S, spec.timeout_s))
+        if self.cgroups is not None and cgroup is not None:
+            self.cgroups.limit_cpu(cgroup, limits)
+        return sandbox
+
+    @property
+    def sandboxes(self) -> list[Sandbox]:
+        return list(self._by_pid.values())
+
+    def _forget(self, sandbox: Sandbox) -> None:
+        if self._by_pid.get(sandbox.pid) is sandbox:
+            del self._by_pid[sandbox.pid]
+
+    def _on_exit(self, pid: int, status: int) -> None:
+        sandbox = self._by_pid.get(pid)
+        if sandbox is not None:
+            sandbox.exited(status)
+
+    async def _zygote(self, runtime: str) -> ZygoteProcess:
+        key = zygote_key(runtime)
+        async with self._zygote_lock:
+            zygote = self._zygotes.get(key)
+            if zygote is None or not zygote.alive:
+                executable = interpreter_for(runtime).executable
+                extra = [] if executable == sys.executable else [str(self._runtime_site())]
+                zygote = ZygoteProcess(executable, self._on_exit, extra)
+                await zygote.start()
+                self._zygotes[key] = zygote
+            return zygote
+
+    def _runtime_site(self) -> Path:
+        site = runtime_site(self.run_dir / "runtime-site")
+        if self._binds is not None and not any(b["source"] == str(site) for b in self._binds[0]):
+            self._binds[0].append({"source": str(site)})
+        return site
+
+    # ------------------------------------------------------------------ configuration
+
+    def _guest_config(
+        self, sandbox_id: str, spec: FunctionSpec, log_stream: str, procs_files: list[str]
+    ) -> dict[str, Any]:
+        task_root = "/var/task" if self.isolate else spec.code_dir
+        opt_root = "/opt" if self.isolate else (spec.opt_dir or "/opt")
+        return {
+            "sandbox_id": sandbox_id,
+            "function_name": spec.name,
+            "function_version": spec.version,
+            "function_arn": spec.arn,
+            "handler": spec.handler,
+            "runtime": spec.runtime,
+            "memory_mb": spec.memory_mb,
+            "timeout_s": spec.timeout_s,
+            "environment": self._environment(spec, log_stream, task_root),
+            "task_root": task_root,
+            "opt_root": opt_root,
+            "log_group": spec.log_group_name,
+            "log_stream": log_stream,
+            "isolation": self._isolation(spec, procs_files),
+        }
+
+    def _isolation(self, spec: FunctionSpec, procs_files: list[str]) -> dict[str, Any]:
+        if not self.isolate:
+            return {"cgroup_procs": procs_files}
+        binds, links = self._binds or ([], [])
+        relay = None
+        if self.api_socket:
+            binds = [*binds, {"source": self.api_socket, "target": GUEST_API_SOCKET}]
+            relay = {"port": GUEST_API_PORT, "socket": GUEST_API_SOCKET}
+        return {
+            "relay": relay,
+            "cgroup_procs": procs_files,
+            "namespaces": list(NAMESPACES),
+            "root_dir": str(self.run_dir / "root"),
+            "binds": binds,
+            "symlinks": links,
+            "task_dir": spec.code_dir,
+            "opt_dir": spec.opt_dir,
+            "tmp_size_mb": spec.ephemeral_mb,
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "hostname": "localhost",
+            "seccomp": self.seccomp,
+        }
+
+    def _environment(self, spec: FunctionSpec, log_stream: str, task_root: str) -> dict[str, str]:
+        interpreter = interpreter_for(spec.runtime)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LD_LIBRARY_PATH": "/opt/lib",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group_name,
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_ENDPOINT_URL": self._endpoint_inside(),
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": os.path.dirname(os.path.dirname(__file__)),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "_HANDLER": spec.handler,
+            "SQUALL_PYTHON_VERSION": interpreter.version,
+        }
+        env.update(spec.environment)
+        return env
+
+    def _endpoint_inside(self) -> str:
+        """Where boto3 in a function finds squall: the relay inside a private network."""
+        if self.isolate and self.api_socket:
+            return f"http://127.0.0.1:{GUEST_API_PORT}"
+        return self.endpoint_url
+
+
+def _log_stream_name(version: str) -> str:
+    day = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
+    return f"{day}/[{version}]{uuid.uuid4().hex}"

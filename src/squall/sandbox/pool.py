@@ -1,0 +1,144 @@
+"""Warm sandboxes per function version: reuse, keep-alive, and eviction under a memory budget.
+
+A sandbox runs one invocation at a time. `acquire` hands out the most recently used idle
+sandbox of the version (the warmest), or cold-starts a new one; `release` returns it. Idle
+sandboxes are reclaimed after `keep_alive_s`, and when the memory the sandboxes hold exceeds
+`memory_budget_bytes`, the least recently used idle ones go first. Concurrency limits are the
+engine's business; this pool only exposes what it needs: acquire, release, create, destroy,
+drain and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .manager import SandboxManager
+from .sandbox import Sandbox
+from .spec import FunctionSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    idle: int
+    busy: int
+
+
+class SandboxPool:
+    def __init__(
+        self,
+        manager: SandboxManager,
+        *,
+        keep_alive_s: float = 600.0,
+        memory_budget_bytes: int | None = None,
+        reap_interval_s: float = 1.0,
+    ) -> None:
+        self.manager = manager
+        self.keep_alive_s = keep_alive_s
+        self.memory_budget_bytes = memory_budget_bytes
+        self.reap_interval_s = reap_interval_s
+        # per version: idle sandboxes, least recently used first
+        self._idle: dict[str, OrderedDict[str, Sandbox]] = {}
+        self._busy: dict[str, dict[str, Sandbox]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._reaper(), name="squall-sandbox-reaper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for key in list(self._idle):
+            await self.drain(key)
+
+    async def acquire(self, spec: FunctionSpec) -> tuple[Sandbox, bool]:
+        """A sandbox for `spec` and whether it was a cold start."""
+        idle = self._idle.get(spec.key)
+        while idle:
+            _, sandbox = idle.popitem(last=True)
+            if not sandbox.dead:
+                self._busy.setdefault(spec.key, {})[sandbox.id] = sandbox
+                return sandbox, False
+            await sandbox.destroy()
+        sandbox = await self.create(spec)
+        self._busy.setdefault(spec.key, {})[sandbox.id] = sandbox
+        return sandbox, True
+
+    async def create(self, spec: FunctionSpec) -> Sandbox:
+        return await self.manager.create(spec)
+
+    async def release(self, sandbox: Sandbox) -> None:
+        key = sandbox.spec.key
+        self._busy.get(key, {}).pop(sandbox.id, None)
+        if sandbox.dead:
+            await sandbox.destroy()
+            return
+        sandbox.last_used = time.monotonic()
+        self._idle.setdefault(key, OrderedDict())[sandbox.id] = sandbox
+
+    async def destroy(self, sandbox: Sandbox) -> None:
+        key = sandbox.spec.key
+        self._busy.get(key, {}).pop(sandbox.id, None)
+        self._idle.get(key, OrderedDict()).pop(sandbox.id, None)
+        await sandbox.destroy()
+
+    async def drain(self, key: str) -> None:
+        """Destroy the idle sandboxes of a version (its code or configuration changed)."""
+        idle = self._idle.pop(key, OrderedDict())
+        for sandbox in idle.values():
+            await sandbox.destroy()
+
+    def counts(self, key: str) -> PoolCounts:
+        return PoolCounts(len(self._idle.get(key, ())), len(self._busy.get(key, ())))
+
+    async def reap(self) -> int:
+        """One pass of keep-alive expiry and budget eviction; returns how many went."""
+        removed = 0
+        deadline = time.monotonic() - self.keep_alive_s
+        for idle in list(self._idle.values()):
+            for sandbox in [s for s in idle.values() if s.last_used < deadline or s.dead]:
+                idle.pop(sandbox.id, None)
+                await sandbox.destroy()
+                removed += 1
+        if self.memory_budget_bytes is not None:
+            removed += await self._evict_over_budget()
+        return removed
+
+    async def _evict_over_budget(self) -> int:
+        sandboxes = [
+            s for group in (*self._idle.values(), *self._busy.values()) for s in group.values()
+        ]
+        used = sum(s.memory_bytes() for s in sandboxes)
+        budget = self.memory_budget_bytes or 0
+        if used <= budget:
+            return 0
+        idle = sorted(
+            (s for group in self._idle.values() for s in group.values()), key=lambda s: s.last_used
+        )
+        removed = 0
+        for sandbox in idle:
+            if used <= budget:
+                break
+            used -= sandbox.memory_bytes()
+            self._idle[sandbox.spec.key].pop(sandbox.id, None)
+            await sandbox.destroy()
+            removed += 1
+        return removed
+
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(self.reap_interval_s)
+            try:
+                removed = await self.reap()
+                if removed:
+                    log.debug("reclaimed %d idle sandboxes", removed)
+            except Exception:
+                log.exception("sandbox reaper failed")

@@ -1,0 +1,310 @@
+"""One running sandbox, seen from the host: its socket, its log pipe, its cgroup, its process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .cgroups import Cgroup
+from .guest import wire
+from .results import InvokeResult, SandboxInitError
+from .spec import FunctionSpec
+
+MIB = 1024 * 1024
+
+
+class SandboxDied(Exception):
+    pass
+
+
+class Sandbox:
+    """A forked, isolated process serving one function version, one invocation at a time."""
+
+    def __init__(
+        self,
+        sandbox_id: str,
+        *,
+        spec: FunctionSpec,
+        pid: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        log_fd: int,
+        cgroup: Cgroup | None,
+        log_stream: str,
+        on_destroyed: Callable[[Sandbox], None],
+    ) -> None:
+        self.id = sandbox_id
+        self.spec = spec
+        self.pid = pid
+        self.cgroup = cgroup
+        self.log_stream = log_stream
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.init_duration_ms: float | None = None
+        self.invocations = 0
+        self.busy = False
+        self.dead = False
+        self.exit_status: int | None = None
+        self._reader = reader
+        self._writer = writer
+        self._log_fd = log_fd
+        self._partial = b""
+        self._logs: list[str] = []
+        self._exited = asyncio.Event()
+        self._on_destroyed = on_destroyed
+        os.set_blocking(log_fd, False)
+        asyncio.get_running_loop().add_reader(log_fd, self._read_logs)
+
+    # ------------------------------------------------------------------ start-up
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait for the function's init; raises SandboxInitError when it fails."""
+        try:
+            kind, meta, payload = await asyncio.wait_for(self._recv(), timeout)
+        except TimeoutError:
+            await self.destroy()
+            raise SandboxInitError(
+                "Sandbox.Timedout",
+                f"Init timed out after {timeout:.2f} seconds",
+                logs=self.take_logs(),
+            ) from None
+        except SandboxDied:
+            status = await self._exit_status()
+            await self.destroy()
+            raise SandboxInitError(
+                _exit_error_type(self, status),
+                f"Runtime exited with error: {describe_status(status)}",
+                logs=self.take_logs(),
+            ) from None
+        if kind == wire.READY:
+            self.init_duration_ms = float(meta.get("initDurationMs", 0.0))
+            return
+        await self.destroy()
+        if kind == wire.INIT_ERROR:
+            raise SandboxInitError(
+                meta.get("errorType", "Runtime.Unknown"),
+                meta.get("errorMessage", ""),
+                payload,
+                logs=self.take_logs(),
+            )
+        raise SandboxInitError("Runtime.Unknown", f"unexpected frame {kind} during init")
+
+    # ------------------------------------------------------------------ invocations
+
+    async def invoke(
+        self,
+        request_id: str,
+        payload: bytes,
+        *,
+        client_context: str | None = None,
+        identity: str | None = None,
+        trace_id: str | None = None,
+    ) -> InvokeResult:
+        """Run one invocation. Function errors, timeouts and crashes come back as results."""
+        if self.dead:
+            raise SandboxDied(self.id)
+        self.busy = True
+        self.take_logs()
+        timeout = self.spec.timeout_s
+        meta: dict[str, Any] = {
+            "requestId": request_id,
+            "deadlineMs": int((time.time() + timeout) * 1000),
+            "invokedFunctionArn": self.spec.arn,
+        }
+        if client_context:
+            meta["clientContext"] = client_context
+        if identity:
+            meta["identity"] = identity
+        if trace_id:
+            meta["traceId"] = trace_id
+        began = time.perf_counter()
+        try:
+            self._writer.write(wire.encode(wire.INVOKE, meta, payload))
+            if len(payload) > 65536:
+                await self._writer.drain()
+            kind, reply, body = await asyncio.wait_for(self._recv(), timeout)
+        except TimeoutError:
+            await self.kill()
+            return self._failed(
+                request_id,
+                began,
+                "Sandbox.Timedout",
+                f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+            )
+        except (SandboxDied, ConnectionError):
+            status = await self._exit_status()
+            await self.kill()
+            return self._failed(
+                request_id,
+                began,
+                _exit_error_type(self, status),
+                f"RequestId: {request_id} Error: Runtime exited with error: "
+                + describe_status(status),
+            )
+        finally:
+            self.busy = False
+        self.invocations += 1
+        self.last_used = time.monotonic()
+        result = InvokeResult(
+            request_id=request_id,
+            payload=body,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            max_memory_mb=self.max_memory_mb(),
+        )
+        if kind == wire.ERROR:
+            result.error_type = reply.get("errorType", "Unhandled")
+        self._drain_logs(final=True)
+        result.logs = self.take_logs()
+        return result
+
+    def _failed(self, request_id: str, began: float, error_type: str, message: str) -> InvokeResult:
+        self._drain_logs(final=True)
+        document = {"errorType": error_type, "errorMessage": message}
+        return InvokeResult(
+            request_id=request_id,
+            payload=json.dumps(document).encode(),
+            error_type=error_type,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            max_memory_mb=self.max_memory_mb(),
+            logs=self.take_logs(),
+        )
+
+    async def _recv(self) -> tuple[int, dict[str, Any], bytes]:
+        try:
+            header = await self._reader.readexactly(wire.HEADER.size)
+            length, kind = wire.HEADER.unpack(header)
+            body = await self._reader.readexactly(length) if length else b""
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self.dead = True
+            raise SandboxDied(self.id) from exc
+        meta, payload = wire.decode_body(body)
+        return kind, meta, payload
+
+    # ------------------------------------------------------------------ logs
+
+    def _read_logs(self) -> None:
+        self._drain_logs(final=False)
+
+    def _drain_logs(self, *, final: bool) -> None:
+        while True:
+            try:
+                chunk = os.read(self._log_fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with contextlib.suppress(ValueError, OSError):
+                    asyncio.get_running_loop().remove_reader(self._log_fd)
+                final = True
+                break
+            self._partial += chunk
+            *lines, self._partial = self._partial.split(b"\n")
+            self._logs.extend(_log_text(line) for line in lines)
+        if final and self._partial:
+            self._logs.append(_log_text(self._partial))
+            self._partial = b""
+
+    def take_logs(self) -> list[str]:
+        logs, self._logs = self._logs, []
+        return logs
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def max_memory_mb(self) -> int:
+        peak = 0
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                peak = self.cgroup.memory_peak()
+        if not peak:
+            peak = _vm_field(self.pid, "VmHWM:")
+        return max(1, math.ceil(peak / MIB))
+
+    def memory_bytes(self) -> int:
+        """Memory the sandbox holds now (its cgroup's usage, else its resident set)."""
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                return self.cgroup.memory_current()
+        return _vm_field(self.pid, "VmRSS:")
+
+    def exited(self, status: int) -> None:
+        self.exit_status = status
+        self.dead = True
+        self._exited.set()
+
+    async def _exit_status(self) -> int | None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exited.wait(), 0.5)
+        return self.exit_status
+
+    async def kill(self) -> None:
+        self.dead = True
+        if self.exit_status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.kill)
+        await self.destroy()
+
+    async def destroy(self) -> None:
+        """Kill the sandbox if it still runs and release everything it holds; idempotent."""
+        if self._log_fd < 0:
+            return
+        self.dead = True
+        if self.exit_status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self._log_fd)
+        self._drain_logs(final=True)
+        os.close(self._log_fd)
+        self._log_fd = -1
+        self._writer.close()
+        if self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.destroy)
+        self._on_destroyed(self)
+
+
+def _log_text(line: bytes) -> str:
+    return line.decode("utf-8", "replace").replace("\r", "\n")
+
+
+def _vm_field(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def describe_status(status: int | None) -> str:
+    """Lambda's wording: "exit status 1", "signal: killed"."""
+    if status is None:
+        return "signal: killed"
+    if status >= 0:
+        return f"exit status {status}"
+    names = {
+        signal.SIGKILL: "killed",
+        signal.SIGSEGV: "segmentation fault",
+        signal.SIGABRT: "aborted",
+    }
+    number = -status
+    return f"signal: {names.get(number, signal.Signals(number).name.lower())}"
+
+
+def _exit_error_type(sandbox: Sandbox, status: int | None) -> str:
+    if sandbox.cgroup is not None:
+        with contextlib.suppress(OSError):
+            if sandbox.cgroup.oom_kills() > 0:
+                return "Runtime.OutOfMemory"
+    return "Runtime.ExitError"

@@ -1,0 +1,35 @@
+"""What a sandbox is asked to run: one function version's configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_TMP_MB = 512
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function version as the sandbox layer needs it (the Lambda service builds these)."""
+
+    name: str
+    version: str
+    arn: str
+    runtime: str
+    handler: str
+    code_dir: str
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    environment: dict[str, str] = field(default_factory=dict)
+    opt_dir: str | None = None
+    ephemeral_mb: int = DEFAULT_TMP_MB
+    region: str = "us-east-1"
+    log_group: str = ""
+
+    @property
+    def key(self) -> str:
+        """Sandboxes are pooled per function version."""
+        return f"{self.arn}:{self.version}"
+
+    @property
+    def log_group_name(self) -> str:
+        return self.log_group or f"/aws/lambda/{self.name}"
