@@ -6,16 +6,18 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import edge
+from benchmarks import edge, sandbox
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("suite", nargs="?", default="edge", choices=["edge"])
+    parser.add_argument("suite", nargs="?", default="edge", choices=["edge", "sandbox"])
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-edge.json"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = edge.run(quick=args.quick)
+    suite = {"edge": edge, "sandbox": sandbox}[args.suite]
+    results = suite.run(quick=args.quick)
+    args.out = args.out or Path(f"benchmarks/results-{args.suite}.json")
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -79,5 +79,11 @@ def version() -> None:
 def doctor() -> None:
     """Report which sandbox protections this host supports."""
     from squall.doctor import format_report, probe_host
+    from squall.sandbox.runtimes import SUPPORTED, interpreter_for
 
     click.echo(format_report(probe_host()))
+    click.echo("\nruntimes:")
+    for runtime in SUPPORTED:
+        interpreter = interpreter_for(runtime)
+        how = "exact" if interpreter.exact else f"fallback to Python {interpreter.version}"
+        click.echo(f"  {runtime:<16} {interpreter.executable} ({how})")

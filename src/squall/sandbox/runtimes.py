@@ -9,11 +9,13 @@ reported so that `squall doctor` and the start-up log can say so. Custom runtime
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
 CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2")
@@ -44,12 +46,20 @@ def interpreter_for(runtime: str) -> Interpreter:
         wanted = runtime.removeprefix("python")
         if wanted == own:
             return Interpreter(runtime, sys.executable, own, True)
-        found = shutil.which(runtime)
-        probed = _probe(found) if found else None
-        if probed is not None and probed[0] == wanted:
-            return Interpreter(runtime, probed[1], wanted, True)
+        for candidate in _candidates(runtime, wanted):
+            probed = _probe(candidate)
+            if probed is not None and probed[0] == wanted:
+                return Interpreter(runtime, probed[1], wanted, True)
     exact = runtime.startswith("provided")
     return Interpreter(runtime, sys.executable, own, exact)
+
+
+def _candidates(runtime: str, version: str) -> list[str]:
+    """`pythonX.Y` on PATH, then pyenv's installations of X.Y."""
+    found = [path for path in [shutil.which(runtime)] if path]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found += sorted(str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/{runtime}"))
+    return found
 
 
 def _probe(executable: str) -> tuple[str, str] | None:

@@ -77,10 +77,11 @@ class Sandbox:
             ) from None
         except SandboxDied:
             status = await self._exit_status()
+            error_type = _exit_error_type(self, status)  # before destroy() removes the cgroup
             await self.destroy()
             raise SandboxInitError(
-                _exit_error_type(self, status),
-                f"Runtime exited with error: {describe_status(status)}",
+                error_type,
+                exit_message(status),
                 logs=self.take_logs(),
             ) from None
         if kind == wire.READY:
@@ -131,22 +132,27 @@ class Sandbox:
                 await self._writer.drain()
             kind, reply, body = await asyncio.wait_for(self._recv(), timeout)
         except TimeoutError:
+            peak_mb = self.max_memory_mb()  # read before kill() removes the cgroup
             await self.kill()
             return self._failed(
                 request_id,
                 began,
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+                peak_mb,
             )
         except (SandboxDied, ConnectionError):
             status = await self._exit_status()
+            # the OOM count and the peak are the cgroup's: read them before kill() removes it
+            error_type = _exit_error_type(self, status)
+            peak_mb = self.max_memory_mb()
             await self.kill()
             return self._failed(
                 request_id,
                 began,
-                _exit_error_type(self, status),
-                f"RequestId: {request_id} Error: Runtime exited with error: "
-                + describe_status(status),
+                error_type,
+                f"RequestId: {request_id} Error: {exit_message(status)}",
+                peak_mb,
             )
         finally:
             self.busy = False
@@ -164,7 +170,9 @@ class Sandbox:
         result.logs = self.take_logs()
         return result
 
-    def _failed(self, request_id: str, began: float, error_type: str, message: str) -> InvokeResult:
+    def _failed(
+        self, request_id: str, began: float, error_type: str, message: str, max_memory_mb: int
+    ) -> InvokeResult:
         self._drain_logs(final=True)
         document = {"errorType": error_type, "errorMessage": message}
         return InvokeResult(
@@ -172,7 +180,7 @@ class Sandbox:
             payload=json.dumps(document).encode(),
             error_type=error_type,
             duration_ms=(time.perf_counter() - began) * 1000,
-            max_memory_mb=self.max_memory_mb(),
+            max_memory_mb=max_memory_mb,
             logs=self.take_logs(),
         )
 
@@ -285,6 +293,13 @@ def _vm_field(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def exit_message(status: int | None) -> str:
+    """What Lambda says of a runtime that ended: a clean exit gave no reason."""
+    if status == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: {describe_status(status)}"
 
 
 def describe_status(status: int | None) -> str:

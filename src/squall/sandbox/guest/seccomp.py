@@ -10,7 +10,11 @@ The filter is a classic BPF program over ``struct seccomp_data`` (nr, arch, ip, 
    (syscall numbers with bit 30 set) is refused too;
 2. ``personality`` is allowed only to query (0xffffffff) or to set the default PER_LINUX (0):
    anything else could, e.g., turn off address-space randomisation for later execs;
-3. each denied syscall number fails with EPERM; everything else is allowed.
+3. when ``unshare`` is denied, so are the namespaces ``clone`` could make instead: a ``clone``
+   whose flags (``args[0]``) ask for a new namespace fails with EPERM, and ``clone3`` fails with
+   ENOSYS (its flags are in memory a filter cannot read; on ENOSYS glibc, Go and Rust fall back
+   to ``clone``, as under Docker's default profile);
+4. each denied syscall number fails with EPERM; everything else is allowed.
 
 Denied calls return EPERM rather than killing the process, so runtimes and libraries that probe
 for a feature (``unshare``, ``userfaultfd``, ...) degrade as they would in an unprivileged
@@ -26,7 +30,15 @@ import platform
 import struct
 from collections.abc import Sequence
 
-__all__ = ["DENIED", "SYSCALLS", "available", "build_filter", "install", "supported_machine"]
+__all__ = [
+    "CLONE_NAMESPACE_FLAGS",
+    "DENIED",
+    "SYSCALLS",
+    "available",
+    "build_filter",
+    "install",
+    "supported_machine",
+]
 
 DENIED: tuple[str, ...] = (
     "mount",
@@ -78,10 +90,11 @@ DENIED: tuple[str, ...] = (
     "pidfd_getfd",
 )
 
-# Syscall numbers of the names above (plus seccomp itself), per architecture. A name missing
-# from an architecture's table does not exist there (x86_64 has no plain umount; aarch64 has no
-# umount, iopl or ioperm) and is skipped when building that architecture's filter.
+# Syscall numbers of the names above (plus seccomp, clone and clone3), per architecture. A name
+# missing from an architecture's table does not exist there (x86_64 has no plain umount; aarch64
+# has no umount, iopl or ioperm) and is skipped when building that architecture's filter.
 _X86_64: dict[str, int] = {  # arch/x86/entry/syscalls/syscall_64.tbl
+    "clone": 56,
     "ptrace": 101,
     "syslog": 103,
     "personality": 135,
@@ -127,6 +140,7 @@ _X86_64: dict[str, int] = {  # arch/x86/entry/syscalls/syscall_64.tbl
     "fsconfig": 431,
     "fsmount": 432,
     "fspick": 433,
+    "clone3": 435,
     "pidfd_getfd": 438,
     "mount_setattr": 442,
 }
@@ -157,6 +171,7 @@ _AARCH64: dict[str, int] = {  # include/uapi/asm-generic/unistd.h
     "keyctl": 219,
     "swapon": 224,
     "swapoff": 225,
+    "clone": 220,
     "perf_event_open": 241,
     "name_to_handle_at": 264,
     "open_by_handle_at": 265,
@@ -175,6 +190,7 @@ _AARCH64: dict[str, int] = {  # include/uapi/asm-generic/unistd.h
     "fsconfig": 431,
     "fsmount": 432,
     "fspick": 433,
+    "clone3": 435,
     "pidfd_getfd": 438,
     "mount_setattr": 442,
 }
@@ -190,6 +206,7 @@ _X32_SYSCALL_BIT = 0x40000000
 _BPF_LD_W_ABS = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
 _BPF_JEQ_K = 0x05 | 0x10 | 0x00  # BPF_JMP | BPF_JEQ | BPF_K
 _BPF_JGE_K = 0x05 | 0x30 | 0x00  # BPF_JMP | BPF_JGE | BPF_K
+_BPF_JSET_K = 0x05 | 0x40 | 0x00  # BPF_JMP | BPF_JSET | BPF_K
 _BPF_RET_K = 0x06 | 0x00  # BPF_RET | BPF_K
 BPF_MAXINSNS = 4096
 _MAX_JUMP = 255
@@ -202,6 +219,25 @@ _OFFSET_ARG0_LOW = 16  # low 32 bits of args[0] (both supported architectures ar
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
 _RET_EPERM = SECCOMP_RET_ERRNO | errno.EPERM
+_RET_ENOSYS = SECCOMP_RET_ERRNO | errno.ENOSYS
+
+# clone() flags that make namespaces (CLONE_NEWTIME is clone3/unshare only)
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWCGROUP = 0x02000000
+_CLONE_NEWUTS = 0x04000000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_CLONE_NEWNET = 0x40000000
+CLONE_NAMESPACE_FLAGS = (
+    _CLONE_NEWNS
+    | _CLONE_NEWCGROUP
+    | _CLONE_NEWUTS
+    | _CLONE_NEWIPC
+    | _CLONE_NEWUSER
+    | _CLONE_NEWPID
+    | _CLONE_NEWNET
+)
 
 _PERSONALITY_QUERY = 0xFFFFFFFF
 _PER_LINUX = 0
@@ -266,6 +302,19 @@ def build_filter(denied: Sequence[str] = DENIED, machine: str | None = None) -> 
             _insn(_BPF_RET_K, _RET_EPERM),
             _insn(_BPF_RET_K, SECCOMP_RET_ALLOW),
         ]
+    if "unshare" in denied and "clone" in table:
+        program += [
+            _insn(_BPF_JEQ_K, table["clone"], jt=0, jf=4),  # not clone: on
+            _insn(_BPF_LD_W_ABS, _OFFSET_ARG0_LOW),  # the flags (namespace bits are low)
+            _insn(_BPF_JSET_K, CLONE_NAMESPACE_FLAGS, jt=0, jf=1),
+            _insn(_BPF_RET_K, _RET_EPERM),
+            _insn(_BPF_RET_K, SECCOMP_RET_ALLOW),
+        ]
+        if "clone3" in table:
+            program += [
+                _insn(_BPF_JEQ_K, table["clone3"], jt=0, jf=1),
+                _insn(_BPF_RET_K, _RET_ENOSYS),
+            ]
     if len(numbers) <= _MAX_JUMP:
         # One comparison each, all jumping to a shared deny after the final allow.
         for i, nr in enumerate(numbers):

@@ -185,15 +185,31 @@ def _sandbox_main(
     except (
         SystemExit
     ) as exc:  # sys.exit(N) in a handler: "Runtime exited with error: exit status N"
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
+        os._exit(_exit_code(exc))
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
     sys.stdout.flush()
     os._exit(0)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The status Python itself would exit with: sys.exit() is 0, sys.exit("text") prints the
+    text to stderr and is 1."""
+    code = exc.code
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        with contextlib.suppress(Exception):
+            print(code, file=sys.stderr)
+        status = 1
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return status
 
 
 def main() -> None:
