@@ -49,6 +49,7 @@ class ZygoteProcess:
             "PYTHONPATH": os.pathsep.join([source_root, *self.extra_path]),
             "PYTHONDONTWRITEBYTECODE": "1",
             "LANG": "C.UTF-8",
+            "TZ": ":UTC",
         }
         self.process = subprocess.Popen(
             [self.executable, "-m", "squall.sandbox.guest.zygote", "--fd", str(child.fileno())],

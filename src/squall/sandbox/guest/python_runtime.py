@@ -437,10 +437,11 @@ def _setup_process(config: GuestConfig) -> None:
     environment.setdefault("PATH", DEFAULT_PATH)
     environment.setdefault("LANG", DEFAULT_LANG)
     environment.setdefault("TZ", DEFAULT_TZ)
+    tz_changed = os.environ.get("TZ") != environment["TZ"]
     os.environ.clear()
     os.environ.update(environment)
-    if hasattr(time, "tzset"):
-        time.tzset()
+    if tz_changed and hasattr(time, "tzset"):
+        time.tzset()  # the zygote already runs with TZ=:UTC, Lambda's default
     os.chdir(config.task_root)
 
     python = "python{}.{}".format(*sys.version_info[:2])
@@ -449,8 +450,10 @@ def _setup_process(config: GuestConfig) -> None:
         os.path.join(config.opt_root, "python"),
         os.path.join(config.opt_root, "python", "lib", python, "site-packages"),
     ]
+    # No importlib.invalidate_caches(): the new entries have no finders cached yet, the old
+    # ones notice changes by directory mtime, and invalidating would copy (COW) a good part
+    # of the zygote's import state into every sandbox (~0.5 MB each).
     sys.path[:] = front + [entry for entry in sys.path if entry not in front]
-    importlib.invalidate_caches()
 
     global _encode
     _encode = _make_encoder(environment.get("AWS_EXECUTION_ENV"))
