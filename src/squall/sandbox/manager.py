@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 
 from .cgroups import CgroupDriver, Limits, detect_driver
 from .results import SandboxUnavailable
-from .rootfs import root_binds, runtime_site
+from .rootfs import interpreter_dirs, root_binds, runtime_site
 from .runtimes import interpreter_for, zygote_key
 from .sandbox import Sandbox
 from .spec import FunctionSpec
@@ -64,6 +65,12 @@ class SandboxManager:
         self._by_pid: dict[int, Sandbox] = {}
         self._binds: tuple[list[dict[str, Any]], list[dict[str, str]]] | None = None
 
+    @property
+    def cgroup_parent(self) -> str:
+        """One parent group per run dir: start-up clean-up never touches another server's."""
+        digest = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:10]
+        return f"squall-{digest}"
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -76,7 +83,7 @@ class SandboxManager:
         if not self.isolate:
             self.degraded.append("namespaces/pivot_root: off (not root); code runs from host paths")
         if isinstance(self._want_cgroups, bool):
-            self.cgroups = detect_driver() if self._want_cgroups else None
+            self.cgroups = detect_driver(parent=self.cgroup_parent) if self._want_cgroups else None
         else:
             self.cgroups = self._want_cgroups
         if self.cgroups is None:
@@ -161,11 +168,23 @@ class SandboxManager:
             zygote = self._zygotes.get(key)
             if zygote is None or not zygote.alive:
                 executable = interpreter_for(runtime).executable
-                extra = [] if executable == sys.executable else [str(self._runtime_site())]
+                extra = []
+                if executable != sys.executable:
+                    extra = [str(self._runtime_site())]
+                    self._bind_interpreter(executable)
                 zygote = ZygoteProcess(executable, self._on_exit, extra)
                 await zygote.start()
                 self._zygotes[key] = zygote
             return zygote
+
+    def _bind_interpreter(self, executable: str) -> None:
+        """Another interpreter's installation (its standard library) goes into the root too."""
+        if self._binds is None:
+            return
+        present = {b["source"] for b in self._binds[0]}
+        for directory in interpreter_dirs(executable):
+            if directory not in present:
+                self._binds[0].append({"source": directory})
 
     def _runtime_site(self) -> Path:
         site = runtime_site(self.run_dir / "runtime-site")

@@ -49,8 +49,10 @@ def package_paths() -> list[str]:
 
 
 def interpreter_dirs(executable: str = sys.executable) -> list[str]:
-    """The installation prefix of the interpreter (and of the venv it may sit in)."""
-    dirs = {os.path.realpath(sys.base_prefix)}
+    """The installation prefix of the interpreter (squall's own base prefix for its own)."""
+    dirs = set()
+    if executable == sys.executable:
+        dirs.add(os.path.realpath(sys.base_prefix))
     real = os.path.realpath(executable)
     dirs.add(os.path.dirname(os.path.dirname(real)))
     return sorted(d for d in dirs if d not in ("/", "/usr") and not d.startswith("/usr/"))

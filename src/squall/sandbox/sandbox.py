@@ -14,6 +14,7 @@ from typing import Any
 
 from .cgroups import Cgroup
 from .guest import wire
+from .guest.runtime_api import exit_description
 from .results import InvokeResult, SandboxInitError
 from .spec import FunctionSpec
 
@@ -232,7 +233,7 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 peak = self.cgroup.memory_peak()
         if not peak:
-            peak = _vm_field(self.pid, "VmHWM:")
+            peak = max(_vm_field(pid, "VmHWM:") for pid in _with_children(self.pid))
         return max(1, math.ceil(peak / MIB))
 
     def memory_bytes(self) -> int:
@@ -240,7 +241,7 @@ class Sandbox:
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 return self.cgroup.memory_current()
-        return _vm_field(self.pid, "VmRSS:")
+        return sum(_vm_field(pid, "VmRSS:") for pid in _with_children(self.pid))
 
     def exited(self, status: int) -> None:
         self.exit_status = status
@@ -284,6 +285,16 @@ def _log_text(line: bytes) -> str:
     return line.decode("utf-8", "replace").replace("\r", "\n")
 
 
+def _with_children(pid: int) -> list[int]:
+    """`pid` and its children: in a pid namespace the sandbox's pid is its init, and the
+    runtime is that init's child."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [pid, *(int(child) for child in children.read().split())]
+    except (OSError, ValueError):
+        return [pid]
+
+
 def _vm_field(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -296,25 +307,9 @@ def _vm_field(pid: int, field: str) -> int:
 
 
 def exit_message(status: int | None) -> str:
-    """What Lambda says of a runtime that ended: a clean exit gave no reason."""
-    if status == 0:
-        return "Runtime exited without providing a reason"
-    return f"Runtime exited with error: {describe_status(status)}"
-
-
-def describe_status(status: int | None) -> str:
-    """Lambda's wording: "exit status 1", "signal: killed"."""
-    if status is None:
-        return "signal: killed"
-    if status >= 0:
-        return f"exit status {status}"
-    names = {
-        signal.SIGKILL: "killed",
-        signal.SIGSEGV: "segmentation fault",
-        signal.SIGABRT: "aborted",
-    }
-    number = -status
-    return f"signal: {names.get(number, signal.Signals(number).name.lower())}"
+    """Lambda's words for a runtime that ended ("Runtime exited with error: exit status 1",
+    "... signal: killed", "Runtime exited without providing a reason"); None: killed."""
+    return exit_description(-signal.SIGKILL if status is None else status)
 
 
 def _exit_error_type(sandbox: Sandbox, status: int | None) -> str:

@@ -159,6 +159,12 @@ def build_root(root: str, spec: dict[str, Any]) -> None:
     """Populate `root` (an empty directory) and pivot into it."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("squall-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+    # The private /tmp first: binds of host paths that live under /tmp (a venv or a data dir
+    # there) then land on top of it instead of being hidden by it.
+    tmp = root + "/tmp"
+    _mkdirs(tmp)
+    size_mb = int(spec.get("tmp_size_mb", 512))
+    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_mb}m")
     for entry in spec.get("binds", []):
         _bind(
             root, entry["source"], entry.get("target", entry["source"]), entry.get("readonly", True)
@@ -171,10 +177,6 @@ def build_root(root: str, spec: dict[str, Any]) -> None:
         _bind(root, opt_dir, "/opt", True)
     else:
         _mkdirs(root + "/opt")
-    tmp = root + "/tmp"
-    _mkdirs(tmp)
-    size_mb = int(spec.get("tmp_size_mb", 512))
-    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_mb}m")
     proc = root + "/proc"
     _mkdirs(proc)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

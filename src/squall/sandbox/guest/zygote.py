@@ -12,6 +12,13 @@ zygote → host:  {"op": "ready", "pid": ..., "python": "3.11.7"}
 
 The zygote is a child subreaper: a sandbox's intermediate process (the one that made the pid
 namespace) exits at once, and the sandbox is re-parented here, so its exit is reported.
+
+In a pid namespace the sandbox's first process (pid 1, the pid the host knows) stays a minimal
+init: it forks the runtime (pid 2), reaps the orphans that would otherwise stay zombies (each
+one holding a pid of the sandbox's pids limit), and exits when the runtime does, which ends
+every process left in the namespace. Before exiting it writes the runtime's status to a pipe
+the zygote holds, and that status is the one reported: an init cannot die of a signal sent from
+inside its own namespace, so its own status would not tell.
 Runs on the runtime's interpreter (Python 3.9+, stdlib only).
 """
 
@@ -53,6 +60,8 @@ class Zygote:
     def __init__(self, control: socket.socket) -> None:
         self.control = control
         self.sandboxes: set[int] = set()
+        # sandbox pid -> read end of the pipe its init writes the runtime's exit status to
+        self.status_pipes: dict[int, int] = {}
         self.selector = selectors.DefaultSelector()
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_w, False)
@@ -98,12 +107,15 @@ class Zygote:
             self.send({"op": "spawn_failed", "id": sandbox_id, "error": "expected 2 fds"})
             return
         report_r, report_w = os.pipe()
+        status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(report_r)
-            _sandbox_main(self, message["config"], fds[0], fds[1], report_w)
+            os.close(status_r)
+            _sandbox_main(self, message["config"], fds[0], fds[1], report_w, status_w=status_w)
             os._exit(70)  # not reached
         os.close(report_w)
+        os.close(status_w)
         for fd in fds:
             os.close(fd)
         reported = _read_all(report_r)
@@ -111,8 +123,10 @@ class Zygote:
         if reported.isdigit():
             sandbox_pid = int(reported)
             self.sandboxes.add(sandbox_pid)
+            self.status_pipes[sandbox_pid] = status_r
             self.send({"op": "spawned", "id": sandbox_id, "pid": sandbox_pid})
         else:
+            os.close(status_r)
             self.send({"op": "spawn_failed", "id": sandbox_id, "error": reported or "sandbox died"})
         self._reap()
 
@@ -134,7 +148,25 @@ class Zygote:
             if pid in self.sandboxes:
                 self.sandboxes.discard(pid)
                 code = os.waitstatus_to_exitcode(status)
+                status_fd = self.status_pipes.pop(pid, None)
+                if status_fd is not None:
+                    code = _runtime_status(status_fd, code)
                 self.send({"op": "exited", "pid": pid, "status": code})
+
+
+def _runtime_status(fd: int, own: int) -> int:
+    """The runtime's status as the sandbox's init wrote it before exiting, else `own`."""
+    try:
+        os.set_blocking(fd, False)
+        text = os.read(fd, 64).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    finally:
+        os.close(fd)
+    try:
+        return int(text)
+    except ValueError:
+        return own
 
 
 def _read_all(fd: int) -> str:
@@ -147,7 +179,13 @@ def _read_all(fd: int) -> str:
 
 
 def _sandbox_main(
-    zygote: Zygote, config_dict: dict[str, Any], sock_fd: int, log_fd: int, report_w: int
+    zygote: Zygote,
+    config_dict: dict[str, Any],
+    sock_fd: int,
+    log_fd: int,
+    report_w: int,
+    *,
+    status_w: int,
 ) -> None:
     """In the forked child: become the sandbox, then serve the function."""
     try:
@@ -156,6 +194,9 @@ def _sandbox_main(
         zygote.control.close()
         os.close(zygote.wakeup_r)
         os.close(zygote.wakeup_w)
+        for fd in zygote.status_pipes.values():  # other sandboxes' business
+            os.close(fd)
+        zygote.status_pipes.clear()
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -166,6 +207,10 @@ def _sandbox_main(
         config = GuestConfig.from_dict(config_dict)
         spec = config.isolation or {}
         isolation.enter(spec, report_w)
+        if "pid" in spec.get("namespaces", []):
+            _split_init(status_w, sock_fd)  # returns in the runtime's process only
+        else:
+            os.close(status_w)
         relay_spec = spec.get("relay")
         if relay_spec:
             relay.start(("127.0.0.1", int(relay_spec["port"])), relay_spec["socket"])
@@ -182,9 +227,7 @@ def _sandbox_main(
             runtime_api.serve_runtime_api(config, sock)
         else:
             python_runtime.serve(config, sock)
-    except (
-        SystemExit
-    ) as exc:  # sys.exit(N) in a handler: "Runtime exited with error: exit status N"
+    except SystemExit as exc:  # sys.exit(N) in a handler: "exit status N"
         os._exit(_exit_code(exc))
     except BaseException:
         traceback.print_exc()
@@ -192,6 +235,34 @@ def _sandbox_main(
         os._exit(1)
     sys.stdout.flush()
     os._exit(0)
+
+
+def _split_init(status_w: int, sock_fd: int) -> None:
+    """Fork the runtime's process, which returns; this process (pid 1) stays the init."""
+    runtime = os.fork()
+    if runtime == 0:
+        os.close(status_w)  # only the init reports the runtime's status
+        return
+    os.close(sock_fd)  # the host sees the socket's end when the runtime's process ends
+    _init(runtime, status_w)
+
+
+def _init(runtime: int, status_w: int) -> None:
+    """Reap every child until the runtime's process ends; then report its status and exit,
+    which kills whatever is left in the pid namespace."""
+    code = 1
+    try:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if pid == runtime:
+                code = os.waitstatus_to_exitcode(status)
+                break
+        os.write(status_w, str(code).encode())
+    finally:
+        os._exit(0)
 
 
 def _exit_code(exc: SystemExit) -> int:
