@@ -149,6 +149,10 @@ class SandboxManager:
             self.cgroups.limit_cpu(cgroup, limits)
         return sandbox
 
+    def root_binds(self) -> list[dict[str, Any]]:
+        """The host paths bound into every sandbox's root (read-only)."""
+        return list(self._binds[0]) if self._binds else []
+
     @property
     def sandboxes(self) -> list[Sandbox]:
         return list(self._by_pid.values())
