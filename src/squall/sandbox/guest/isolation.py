@@ -4,8 +4,8 @@ Runs inside the forked sandbox on the runtime's interpreter (Python 3.9+, stdlib
 The steps, in order (see `enter`):
 
 1. join the sandbox's cgroup(s) (the host created them and passed the `cgroup.procs` files);
-2. `unshare` the mount, pid, net, ipc and uts namespaces, then fork so that the child is pid 1
-   of the new pid namespace (the parent reports the child's pid and exits);
+2. (done by the zygote's `fork_into_namespaces`) the process starts in new mount, pid, net,
+   ipc and uts namespaces, as pid 1 of its pid namespace;
 3. build a new root on a tmpfs: read-only binds of the system directories, the interpreter and
    the runtime's packages at their host paths, the function code at /var/task, the layers at
    /opt, a private tmpfs /tmp sized by EphemeralStorage, a fresh /proc, a minimal /dev and
@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import platform
+import signal
 import socket
 import struct
 from collections.abc import Sequence
@@ -57,11 +58,14 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# The same library through PyDLL: calls keep the GIL, as os.fork's own fork() does.
+_libc_gil = ctypes.PyDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -106,6 +110,31 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if number is None:
         raise IsolationError(errno.ENOSYS, f"pivot_root: unsupported machine {platform.machine()}")
     _check(_libc.syscall(number, _bytes(new_root), _bytes(put_old)), "pivot_root")
+
+
+def fork_into_namespaces(flags: int) -> int:
+    """fork(), with the child in new namespaces: in a new pid namespace it is pid 1 at once.
+
+    The raw clone syscall wrapped in CPython's own before/after-fork steps, as `os.fork`
+    does; it saves the intermediate process that `unshare` + `fork` would need (about 1.5 ms
+    of every cold start). Returns 0 in the child and the child's host pid in the parent.
+    """
+    number = _SYS_CLONE.get(platform.machine())
+    if not flags or number is None:
+        if flags:
+            unshare(flags)  # only reached off x86_64/aarch64: namespaces for the caller itself
+        return os.fork()
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _libc_gil.syscall(number, ctypes.c_ulong(flags | signal.SIGCHLD), 0, 0, 0, 0)
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    code = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise IsolationError(code, f"clone: {os.strerror(code)}")
+    return pid
 
 
 def join_cgroup(procs_files: Sequence[str]) -> None:
@@ -238,27 +267,15 @@ def _make_etc(root: str, spec: dict[str, Any], uid: int, gid: int) -> None:
             _bind(root, os.path.realpath(source), source, True)
 
 
-def enter(spec: dict[str, Any], report_fd: int) -> None:
-    """Isolate the calling process; returns in the sandbox, inside the new root.
+def enter(spec: dict[str, Any]) -> None:
+    """Finish isolating a process that `fork_into_namespaces` made; returns inside the new root.
 
-    The sandbox's host pid is written to `report_fd`, which is then closed: by the
-    intermediate process when a pid namespace is made (the sandbox is its child), else by
-    the calling process itself. The host's wait for the pid ends there, while the sandbox
-    goes on building its root.
+    Joins the cgroup before anything else runs, then builds the root, brings up `lo`, sets
+    the hostname, drops privileges and installs the seccomp filter.
     """
     if spec.get("cgroup_procs"):
         join_cgroup(spec["cgroup_procs"])
     names: list[str] = list(spec.get("namespaces", []))
-    if names:
-        unshare(namespace_flags(names))
-    if "pid" in names:
-        child = os.fork()
-        if child:
-            _report(report_fd, child)
-            os._exit(0)
-        os.close(report_fd)
-    else:
-        _report(report_fd, os.getpid())
     if "mount" in names:
         build_root(spec["root_dir"], spec)
     if "net" in names:
@@ -269,8 +286,3 @@ def enter(spec: dict[str, Any], report_fd: int) -> None:
         drop_privileges(int(spec["uid"]), int(spec.get("gid", spec["uid"])))
     if spec.get("seccomp"):
         seccomp.install()
-
-
-def _report(fd: int, pid: int) -> None:
-    os.write(fd, str(pid).encode())
-    os.close(fd)

@@ -10,8 +10,9 @@ zygote → host:  {"op": "ready", "pid": ..., "python": "3.11.7"}
                 {"op": "spawn_failed", "id": ..., "error": "..."}
                 {"op": "exited", "pid": ..., "status": <exit code, or -signal>}
 
-The zygote is a child subreaper: a sandbox's intermediate process (the one that made the pid
-namespace) exits at once, and the sandbox is re-parented here, so its exit is reported.
+A sandbox is cloned straight into its namespaces (`isolation.fork_into_namespaces`), so the
+pid the zygote gets back is the sandbox's host pid and is reported at once, while the sandbox
+goes on isolating itself and importing the handler.
 
 In a pid namespace the sandbox's first process (pid 1, the pid the host knows) stays a minimal
 init: it forks the runtime (pid 2), reaps the orphans that would otherwise stay zombies (each
@@ -106,28 +107,26 @@ class Zygote:
                 os.close(fd)
             self.send({"op": "spawn_failed", "id": sandbox_id, "error": "expected 2 fds"})
             return
-        report_r, report_w = os.pipe()
         status_r, status_w = os.pipe()
-        pid = os.fork()
+        config = message["config"]
+        names = (config.get("isolation") or {}).get("namespaces", [])
+        try:
+            pid = isolation.fork_into_namespaces(isolation.namespace_flags(names))
+        except OSError as exc:
+            for fd in (*fds, status_r, status_w):
+                os.close(fd)
+            self.send({"op": "spawn_failed", "id": sandbox_id, "error": str(exc)})
+            return
         if pid == 0:
-            os.close(report_r)
             os.close(status_r)
-            _sandbox_main(self, message["config"], fds[0], fds[1], report_w, status_w=status_w)
+            _sandbox_main(self, config, fds[0], fds[1], status_w=status_w)
             os._exit(70)  # not reached
-        os.close(report_w)
         os.close(status_w)
         for fd in fds:
             os.close(fd)
-        reported = _read_all(report_r)
-        os.close(report_r)
-        if reported.isdigit():
-            sandbox_pid = int(reported)
-            self.sandboxes.add(sandbox_pid)
-            self.status_pipes[sandbox_pid] = status_r
-            self.send({"op": "spawned", "id": sandbox_id, "pid": sandbox_pid})
-        else:
-            os.close(status_r)
-            self.send({"op": "spawn_failed", "id": sandbox_id, "error": reported or "sandbox died"})
+        self.sandboxes.add(pid)
+        self.status_pipes[pid] = status_r
+        self.send({"op": "spawned", "id": sandbox_id, "pid": pid})
         self._reap()
 
     def _drain_wakeups(self) -> None:
@@ -169,21 +168,11 @@ def _runtime_status(fd: int, own: int) -> int:
         return own
 
 
-def _read_all(fd: int) -> str:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b"".join(chunks).decode(errors="replace").strip()
-        chunks.append(chunk)
-
-
 def _sandbox_main(
     zygote: Zygote,
     config_dict: dict[str, Any],
     sock_fd: int,
     log_fd: int,
-    report_w: int,
     *,
     status_w: int,
 ) -> None:
@@ -206,7 +195,7 @@ def _sandbox_main(
         os.close(log_fd)
         config = GuestConfig.from_dict(config_dict)
         spec = config.isolation or {}
-        isolation.enter(spec, report_w)
+        isolation.enter(spec)
         if "pid" in spec.get("namespaces", []):
             _split_init(status_w, sock_fd)  # returns in the runtime's process only
         else:
@@ -216,8 +205,6 @@ def _sandbox_main(
             relay.start(("127.0.0.1", int(relay_spec["port"])), relay_spec["socket"])
     except BaseException as exc:  # the host hears of it as a spawn failure
         message = f"sandbox setup failed: {exc.__class__.__name__}: {exc}"
-        with contextlib.suppress(OSError):
-            os.write(report_w, message.encode())
         os.write(2, (message + "\n" + traceback.format_exc()).encode())
         os._exit(71)
     sock = socket.socket(fileno=sock_fd)
