@@ -75,7 +75,6 @@ class SandboxManager:
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "root").mkdir(exist_ok=True)
         is_root = os.geteuid() == 0
         self.isolate = is_root if self._want_isolation is None else self._want_isolation
         if self.isolate and not is_root:
@@ -176,10 +175,29 @@ class SandboxManager:
                 if executable != sys.executable:
                     extra = [str(self._runtime_site())]
                     self._bind_interpreter(executable)
-                zygote = ZygoteProcess(executable, self._on_exit, extra)
+                zygote = ZygoteProcess(executable, self._on_exit, extra, self._template(key))
                 await zygote.start()
                 self._zygotes[key] = zygote
             return zygote
+
+    def _template(self, key: str) -> dict[str, Any] | None:
+        """The part of the sandbox root that every sandbox of a zygote shares."""
+        if not self.isolate:
+            return None
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        return {
+            "root_dir": str(self.run_dir / f"root-{digest}"),
+            "binds": self._common_binds(),
+            "symlinks": self._binds[1] if self._binds else [],
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+        }
+
+    def _common_binds(self) -> list[dict[str, Any]]:
+        binds = list(self._binds[0]) if self._binds else []
+        if self.api_socket:
+            binds.append({"source": self.api_socket, "target": GUEST_API_SOCKET})
+        return binds
 
     def _bind_interpreter(self, executable: str) -> None:
         """Another interpreter's installation (its standard library) goes into the root too."""
@@ -223,18 +241,19 @@ class SandboxManager:
     def _isolation(self, spec: FunctionSpec, procs_files: list[str]) -> dict[str, Any]:
         if not self.isolate:
             return {"cgroup_procs": procs_files}
-        binds, links = self._binds or ([], [])
         relay = None
         if self.api_socket:
-            binds = [*binds, {"source": self.api_socket, "target": GUEST_API_SOCKET}]
             relay = {"port": GUEST_API_PORT, "socket": GUEST_API_SOCKET}
+        template = self._template(zygote_key(spec.runtime)) or {}
         return {
             "relay": relay,
             "cgroup_procs": procs_files,
             "namespaces": list(NAMESPACES),
-            "root_dir": str(self.run_dir / "root"),
-            "binds": binds,
-            "symlinks": links,
+            "root_dir": template.get("root_dir", ""),
+            # only the binds under /tmp are mounted per sandbox (over its private /tmp)
+            "binds": [
+                b for b in self._common_binds() if b.get("target", b["source"]).startswith("/tmp/")
+            ],
             "task_dir": spec.code_dir,
             "opt_dir": spec.opt_dir,
             "tmp_size_mb": spec.ephemeral_mb,

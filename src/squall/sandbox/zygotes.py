@@ -29,10 +29,15 @@ class ZygoteProcess:
     """A running zygote; `spawn` asks it to fork a sandbox and answers the sandbox's pid."""
 
     def __init__(
-        self, executable: str, on_exit: ExitCallback, extra_path: list[str] | None = None
+        self,
+        executable: str,
+        on_exit: ExitCallback,
+        extra_path: list[str] | None = None,
+        template: dict[str, Any] | None = None,
     ) -> None:
         self.executable = executable
         self.extra_path = extra_path or []
+        self.template = template
         self.on_exit = on_exit
         self.process: subprocess.Popen[bytes] | None = None
         self.python = ""
@@ -51,8 +56,17 @@ class ZygoteProcess:
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
         }
+        command = [
+            self.executable,
+            "-m",
+            "squall.sandbox.guest.zygote",
+            "--fd",
+            str(child.fileno()),
+        ]
+        if self.template is not None:
+            command += ["--template", json.dumps(self.template)]
         self.process = subprocess.Popen(
-            [self.executable, "-m", "squall.sandbox.guest.zygote", "--fd", str(child.fileno())],
+            command,
             pass_fds=[child.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,

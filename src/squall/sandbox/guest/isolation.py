@@ -184,38 +184,61 @@ _ETC_FILES = {
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
-def build_root(root: str, spec: dict[str, Any]) -> None:
-    """Populate `root` (an empty directory) and pivot into it."""
+def prepare_template(template: dict[str, Any]) -> None:
+    """Build, once per zygote, the part of every sandbox's root that is the same for all.
+
+    The zygote moves into a mount namespace of its own and mounts a read-only tmpfs at
+    `template["root_dir"]` holding the read-only binds (system directories, the interpreter,
+    the runtime packages, squall's guest code, the API socket), the symlinks, a minimal /dev
+    and /etc, and empty mount points for the per-sandbox parts. A sandbox cloned with a new
+    mount namespace starts with a copy of all of it, so its own root needs only a handful of
+    mounts (see `build_root`).
+    """
+    unshare(CLONE_NEWNS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = template["root_dir"]
+    _mkdirs(root)
     mount("squall-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
-    # The private /tmp first: binds of host paths that live under /tmp (a venv or a data dir
-    # there) then land on top of it instead of being hidden by it.
+    for directory in ("/tmp", "/var/task", "/opt", "/proc"):
+        _mkdirs(root + directory)
+    for entry in template.get("binds", []):
+        target = entry.get("target", entry["source"])
+        if not _under_tmp(target):
+            _bind(root, entry["source"], target, entry.get("readonly", True))
+    for link in template.get("symlinks", []):
+        _symlink(root, link["target"], link["path"])
+    _make_dev(root)
+    _make_etc(root, template, int(template.get("uid", 993)), int(template.get("gid", 990)))
+    mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def build_root(root: str, spec: dict[str, Any]) -> None:
+    """Mount the per-sandbox parts on the zygote's template root and pivot into it.
+
+    /tmp (a private tmpfs sized by EphemeralStorage, then the binds of host paths that live
+    under /tmp, which would otherwise be hidden by it), /var/task and /opt read-only, /proc.
+    """
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
     tmp = root + "/tmp"
-    _mkdirs(tmp)
     size_mb = int(spec.get("tmp_size_mb", 512))
     mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_mb}m")
     for entry in spec.get("binds", []):
-        _bind(
-            root, entry["source"], entry.get("target", entry["source"]), entry.get("readonly", True)
-        )
-    for link in spec.get("symlinks", []):
-        _symlink(root, link["target"], link["path"])
+        target = entry.get("target", entry["source"])
+        if _under_tmp(target):
+            _bind(root, entry["source"], target, entry.get("readonly", True))
     _bind(root, spec["task_dir"], "/var/task", True)
     opt_dir = spec.get("opt_dir")
     if opt_dir:
         _bind(root, opt_dir, "/opt", True)
-    else:
-        _mkdirs(root + "/opt")
-    proc = root + "/proc"
-    _mkdirs(proc)
-    mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _make_dev(root)
-    _make_etc(root, spec, int(spec.get("uid", 993)), int(spec.get("gid", 990)))
-    mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir(root)
     pivot_root(".", ".")
     _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
     os.chdir("/")
+
+
+def _under_tmp(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
 
 
 def _mkdirs(path: str) -> None:
@@ -225,11 +248,11 @@ def _mkdirs(path: str) -> None:
 def _bind(root: str, source: str, target: str, readonly: bool) -> None:
     destination = root + target
     if os.path.isdir(source):
-        _mkdirs(destination)
-    else:
+        if not os.path.isdir(destination):
+            _mkdirs(destination)
+    elif not os.path.exists(destination):
         _mkdirs(os.path.dirname(destination))
-        if not os.path.exists(destination):
-            open(destination, "w").close()
+        open(destination, "w").close()
     mount(source, destination, None, MS_BIND | MS_REC)
     if readonly:
         mount(None, destination, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)

@@ -273,7 +273,10 @@ def _exit_code(exc: SystemExit) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--template", help="JSON: the common part of every sandbox's root")
     args = parser.parse_args()
+    if args.template:
+        isolation.prepare_template(json.loads(args.template))
     control = socket.socket(fileno=args.fd)
     control.setblocking(True)
     libc = ctypes.CDLL(None, use_errno=True)
