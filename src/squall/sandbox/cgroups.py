@@ -453,6 +453,12 @@ class CgroupDriver:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(p)
 
+    def remove_parents(self) -> None:
+        """Remove the (empty) parent groups when the manager stops; busy ones stay."""
+        for p in self.parents:
+            with contextlib.suppress(OSError):
+                os.rmdir(p)
+
     def cleanup_stale(self) -> int:
         """Remove every group under the parent (left over from a previous run); the count."""
         names: set[str] = set()

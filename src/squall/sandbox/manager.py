@@ -102,6 +102,8 @@ class SandboxManager:
         for zygote in self._zygotes.values():
             await zygote.stop()
         self._zygotes.clear()
+        if self.cgroups is not None and isinstance(self._want_cgroups, bool):
+            await asyncio.to_thread(self.cgroups.remove_parents)
 
     # ------------------------------------------------------------------ sandboxes
 
