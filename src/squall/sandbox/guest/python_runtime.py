@@ -361,9 +361,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make_encoder(execution_env: str | None) -> Callable[[Any], str]:
-    """Lambda's runtime escapes non-ASCII in responses up to python3.11, not from python3.12."""
-    version = sys.version_info[:2]
+def _lambda_version(execution_env: str | None) -> tuple[int, int]:
+    """The Python version a runtime name stands for (`AWS_Lambda_python3.12`), else ours."""
+    version = (sys.version_info[0], sys.version_info[1])
     prefix = "AWS_Lambda_python"
     if execution_env and execution_env.startswith(prefix):
         try:
@@ -371,8 +371,28 @@ def _make_encoder(execution_env: str | None) -> Callable[[Any], str]:
             version = (int(major), int(minor))
         except ValueError:
             pass
-    ensure_ascii = version < (3, 12)
+    return version
+
+
+def _make_encoder(execution_env: str | None) -> Callable[[Any], str]:
+    """Lambda's runtime escapes non-ASCII in responses up to python3.11, not from python3.12."""
+    ensure_ascii = _lambda_version(execution_env) < (3, 12)
     return json.JSONEncoder(ensure_ascii=ensure_ascii, default=_json_default).encode
+
+
+_prepared = False
+
+
+def prepare() -> None:
+    """The function-independent set-up, done once in the zygote so that every fork shares it
+    instead of copying the pages it would touch (about 1 ms and 0.3 MB per sandbox):
+    line-buffered stdio, the response encoder for this interpreter, the text log handler."""
+    global _encode, _prepared
+    _encode = _make_encoder(None)
+    stream = _line_buffered(sys.stdout)
+    _line_buffered(sys.stderr)
+    _setup_logging(stream, False, None)
+    _prepared = True
 
 
 def _to_bytes(document: Any) -> bytes:
@@ -456,14 +476,16 @@ def _setup_process(config: GuestConfig) -> None:
     sys.path[:] = front + [entry for entry in sys.path if entry not in front]
 
     global _encode
-    _encode = _make_encoder(environment.get("AWS_EXECUTION_ENV"))
-    stream = _line_buffered(sys.stdout)
-    _line_buffered(sys.stderr)
-    _setup_logging(
-        stream,
-        (environment.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON",
-        environment.get("AWS_LAMBDA_LOG_LEVEL"),
-    )
+    execution_env = environment.get("AWS_EXECUTION_ENV")
+    if not _prepared or _lambda_version(execution_env) != sys.version_info[:2]:
+        _encode = _make_encoder(execution_env)
+    if not _prepared:
+        _line_buffered(sys.stdout)
+        _line_buffered(sys.stderr)
+    json_format = (environment.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    level = environment.get("AWS_LAMBDA_LOG_LEVEL")
+    if not _prepared or json_format or level:
+        _setup_logging(sys.stdout, json_format, level)
 
 
 def load_handler(handler: str) -> Callable[..., Any]:

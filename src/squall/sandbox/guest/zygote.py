@@ -282,6 +282,7 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _preload()
+    python_runtime.prepare()
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # keep the collector from touching (and copying) the shared heap
