@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from squall.sandbox.manager import PIDS_LIMIT, SandboxManager
 from squall.sandbox.pool import PoolCounts, SandboxPool
 from squall.sandbox.results import SandboxInitError
 from squall.sandbox.rootfs import root_binds
-from squall.sandbox.runtimes import PYTHON_RUNTIMES, interpreter_for
+from squall.sandbox.runtimes import PYTHON_RUNTIMES, interpreter_for, zygote_key
 from squall.sandbox.spec import FunctionSpec
 from tests.support.sandboxes import (
     HOST_RUNTIME,
@@ -1204,3 +1205,72 @@ def sandboxes_reaped(harness: Harness, pool: SandboxPool) -> int:
 def test_no_sandbox_outlives_its_test(sandboxes: Harness) -> None:
     """Every test above destroyed what it made (the pool fixtures drained theirs)."""
     assert sandboxes.manager.sandboxes == []
+
+
+# --------------------------------------------------------------------------- standbys
+
+STANDBY_PROBE = """
+import os
+
+def handler(event, context):
+    return {"pid": os.getpid(), "tmp": os.listdir("/tmp")}
+"""
+
+
+def _standbys(harness: Harness, spec: FunctionSpec) -> list[Any]:
+    async def waiting() -> list[Any]:
+        key = zygote_key(spec.runtime)
+        for _ in range(200):  # refills run in the background
+            ready = list(harness.manager._standbys.get(key, []))
+            if ready:
+                return ready
+            await asyncio.sleep(0.01)
+        return []
+
+    return harness.loop.run(waiting())
+
+
+def test_cold_starts_take_a_standby_already_in_its_cgroup(
+    isolated: Harness, tmp_path: Path
+) -> None:
+    spec = function(tmp_path, STANDBY_PROBE, memory_mb=256)
+    isolated.call(spec)  # the runtime's zygote exists and keeps a standby
+    waiting = _standbys(isolated, spec)
+    assert waiting, "no standby was cloned ahead of need"
+    standby = waiting[0]
+    sandbox = isolated.create(spec)
+    try:
+        assert sandbox.pid == standby.pid  # the standby became this sandbox
+        assert sandbox.cgroup is standby.cgroup
+        limit = Path(sandbox.cgroup.dirs[0]) / "memory.limit_in_bytes"
+        if limit.exists():  # the function's MemorySize replaced the standby's
+            assert int(limit.read_text()) == 256 * 1024 * 1024
+        result = isolated.invoke(sandbox, {})
+        assert result.error_type is None, result.payload
+        assert document(result)["tmp"] == sorted(
+            {
+                Path(bind["source"]).relative_to("/tmp").parts[0]
+                for bind in isolated.manager.root_binds()
+                if bind["source"].startswith("/tmp/")
+            }
+        )
+    finally:
+        isolated.destroy(sandbox)
+    assert _standbys(isolated, spec), "the standby taken was not replaced"
+
+
+def test_a_standby_that_dies_is_replaced(isolated: Harness, tmp_path: Path) -> None:
+    spec = function(tmp_path, STANDBY_PROBE)
+    isolated.call(spec)
+    standby = _standbys(isolated, spec)[0]
+    os.kill(standby.pid, signal.SIGKILL)
+
+    async def replaced() -> bool:
+        for _ in range(300):
+            if standby.pid not in isolated.manager._standby_pids:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    assert isolated.loop.run(replaced())
+    alive(isolated, function(tmp_path, PING))  # cold starts still work

@@ -440,6 +440,10 @@ class CgroupDriver:
                     os.rmdir(d)
             raise
 
+    def apply(self, group: Cgroup, limits: Limits) -> None:
+        """Set the memory and pids limits of an existing group (a standby's, when assigned)."""
+        self._apply(group, limits)
+
     def _apply(self, group: Cgroup, limits: Limits) -> None:
         """Memory and pids limits, in force from the sandbox's first instruction."""
         raise NotImplementedError
@@ -502,9 +506,21 @@ class V1Driver(CgroupDriver):
     def _apply(self, group: Cgroup, limits: Limits) -> None:
         name = group.name
         memory = os.path.join(self._memory, name)
-        _write(os.path.join(memory, "memory.limit_in_bytes"), str(limits.memory_bytes))
+        value = str(limits.memory_bytes)
+        limit = os.path.join(memory, "memory.limit_in_bytes")
+        memsw = os.path.join(memory, "memory.memsw.limit_in_bytes")
         if self._memsw:  # memory+swap capped at the same value: swap cannot extend the limit
-            _write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
+            # the kernel keeps memsw >= limit at every step: raise memsw first, lower it last
+            try:
+                _write(limit, value)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                _write(memsw, value)
+                _write(limit, value)
+            _write(memsw, value)
+        else:
+            _write(limit, value)
         if self._swappiness:
             try:
                 _write(os.path.join(memory, "memory.swappiness"), "0")

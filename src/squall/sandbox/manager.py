@@ -10,17 +10,20 @@ timeout) and are listed in `degraded`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cgroups import CgroupDriver, Limits, detect_driver
+from .cgroups import Cgroup, CgroupDriver, Limits, detect_driver
 from .results import SandboxUnavailable
 from .rootfs import interpreter_dirs, root_binds, runtime_site
 from .runtimes import interpreter_for, zygote_key
@@ -35,8 +38,18 @@ SANDBOX_UID = 993
 SANDBOX_GID = 990
 PIDS_LIMIT = 256
 INIT_TIMEOUT_S = 10.0
+STANDBY_MEMORY = 64 * 1024 * 1024  # until a function's MemorySize replaces it
 GUEST_API_PORT = 4566
 GUEST_API_SOCKET = "/run/squall/api.sock"
+
+
+@dataclass
+class _Standby:
+    """A sandbox cloned ahead of need, already in its cgroup, waiting for its function."""
+
+    id: str
+    pid: int
+    cgroup: Cgroup | None
 
 
 class SandboxManager:
@@ -49,6 +62,7 @@ class SandboxManager:
         endpoint_url: str = "http://127.0.0.1:4566",
         api_socket: str | None = None,
         seccomp: bool = True,
+        standbys: int = 1,
     ) -> None:
         self.run_dir = run_dir
         self.endpoint_url = endpoint_url
@@ -64,6 +78,10 @@ class SandboxManager:
         self._zygote_lock = asyncio.Lock()
         self._by_pid: dict[int, Sandbox] = {}
         self._binds: tuple[list[dict[str, Any]], list[dict[str, str]]] | None = None
+        self.standbys_per_zygote = standbys
+        self._standbys: dict[str, list[_Standby]] = {}
+        self._standby_pids: dict[int, _Standby] = {}
+        self._refills: set[asyncio.Task[None]] = set()
 
     @property
     def cgroup_parent(self) -> str:
@@ -97,6 +115,10 @@ class SandboxManager:
         self._binds = root_binds()
 
     async def stop(self) -> None:
+        for task in list(self._refills):
+            task.cancel()
+        for standby in list(self._standby_pids.values()):
+            await self._discard_standby(standby)
         for sandbox in list(self._by_pid.values()):
             await sandbox.destroy()
         for zygote in self._zygotes.values():
@@ -109,20 +131,33 @@ class SandboxManager:
 
     async def create(self, spec: FunctionSpec) -> Sandbox:
         """Cold-start a sandbox for `spec`; SandboxInitError when the function's init fails."""
+        key = zygote_key(spec.runtime)
         zygote = await self._zygote(spec.runtime)
         sandbox_id = uuid.uuid4().hex
-        cgroup = None
         limits = Limits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=PIDS_LIMIT)
-        if self.cgroups is not None:
-            cgroup = self.cgroups.create(f"sb-{sandbox_id}", limits)
+        standby = self._take_standby(key)
+        if standby is not None:
+            cgroup = standby.cgroup
+            if self.cgroups is not None and cgroup is not None:
+                self.cgroups.apply(cgroup, limits)
+            procs_files: list[str] = []  # the standby joined its cgroup already
+        else:
+            cgroup = None
+            if self.cgroups is not None:
+                cgroup = self.cgroups.create(f"sb-{sandbox_id}", limits)
+            procs_files = cgroup.procs_files if cgroup else []
+        self._refill(key)
         host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         log_r, log_w = os.pipe()
         log_stream = _log_stream_name(spec.version)
-        config = self._guest_config(
-            sandbox_id, spec, log_stream, cgroup.procs_files if cgroup else []
-        )
+        config = self._guest_config(sandbox_id, spec, log_stream, procs_files)
         try:
-            pid = await zygote.spawn(sandbox_id, config, [guest_sock.fileno(), log_w])
+            pid = await zygote.spawn(
+                sandbox_id,
+                config,
+                [guest_sock.fileno(), log_w],
+                standby.id if standby is not None else None,
+            )
         except ZygoteError as exc:
             host_sock.close()
             os.close(log_r)
@@ -162,7 +197,63 @@ class SandboxManager:
         if self._by_pid.get(sandbox.pid) is sandbox:
             del self._by_pid[sandbox.pid]
 
+    # ------------------------------------------------------------------ standbys
+
+    def _take_standby(self, key: str) -> _Standby | None:
+        waiting = self._standbys.get(key)
+        if not waiting:
+            return None
+        standby = waiting.pop(0)
+        self._standby_pids.pop(standby.pid, None)
+        return standby
+
+    def _refill(self, key: str) -> None:
+        """Keep `standbys_per_zygote` standbys ready, cloned in the background."""
+        missing = self.standbys_per_zygote - len(self._standbys.get(key, []))
+        missing -= sum(1 for task in self._refills if task.get_name() == f"standby:{key}")
+        for _ in range(max(0, missing)):
+            task = asyncio.create_task(self._add_standby(key), name=f"standby:{key}")
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
+
+    async def _add_standby(self, key: str) -> None:
+        zygote = self._zygotes.get(key)
+        if zygote is None or not zygote.alive:
+            return
+        standby_id = uuid.uuid4().hex
+        cgroup = None
+        if self.cgroups is not None:
+            limits = Limits(memory_bytes=STANDBY_MEMORY, pids=PIDS_LIMIT)
+            cgroup = await asyncio.to_thread(self.cgroups.create, f"sb-{standby_id}", limits)
+        namespaces = list(NAMESPACES) if self.isolate else []
+        procs = cgroup.procs_files if cgroup else []
+        try:
+            pid = await zygote.standby(standby_id, procs, namespaces)
+        except BaseException:
+            if cgroup is not None:
+                await asyncio.to_thread(cgroup.destroy)
+            raise
+        standby = _Standby(standby_id, pid, cgroup)
+        self._standbys.setdefault(key, []).append(standby)
+        self._standby_pids[pid] = standby
+
+    async def _discard_standby(self, standby: _Standby) -> None:
+        self._standby_pids.pop(standby.pid, None)
+        for waiting in self._standbys.values():
+            if standby in waiting:
+                waiting.remove(standby)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(standby.pid, signal.SIGKILL)
+        if standby.cgroup is not None:
+            await asyncio.to_thread(standby.cgroup.destroy)
+
     def _on_exit(self, pid: int, status: int) -> None:
+        standby = self._standby_pids.get(pid)
+        if standby is not None:  # died before it was needed: forget it
+            task = asyncio.get_running_loop().create_task(self._discard_standby(standby))
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
+            return
         sandbox = self._by_pid.get(pid)
         if sandbox is not None:
             sandbox.exited(status)
@@ -180,6 +271,7 @@ class SandboxManager:
                 zygote = ZygoteProcess(executable, self._on_exit, extra, self._template(key))
                 await zygote.start()
                 self._zygotes[key] = zygote
+                self._standbys.pop(key, None)
             return zygote
 
     def _template(self, key: str) -> dict[str, Any] | None:

@@ -90,16 +90,39 @@ class ZygoteProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    async def spawn(self, sandbox_id: str, config: dict[str, Any], fds: list[int]) -> int:
+    async def spawn(
+        self,
+        sandbox_id: str,
+        config: dict[str, Any],
+        fds: list[int],
+        standby: str | None = None,
+    ) -> int:
+        """Fork a sandbox (or hand the function to standby `standby`); its host pid."""
+        message = {"op": "spawn", "id": sandbox_id, "config": config}
+        if standby is not None:
+            message["standby"] = standby
+        return await self._request(sandbox_id, message, fds)
+
+    async def standby(self, standby_id: str, cgroup_procs: list[str], namespaces: list[str]) -> int:
+        """Clone a standby sandbox that joins its cgroup now and waits for a function."""
+        message = {
+            "op": "standby",
+            "id": standby_id,
+            "cgroup_procs": cgroup_procs,
+            "namespaces": namespaces,
+        }
+        return await self._request(standby_id, message, [])
+
+    async def _request(self, request_id: str, body: dict[str, Any], fds: list[int]) -> int:
         if self._control is None or not self.alive:
             raise ZygoteError("zygote is not running")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending[sandbox_id] = future
-        message = json.dumps({"op": "spawn", "id": sandbox_id, "config": config}).encode()
+        self._pending[request_id] = future
+        message = json.dumps(body).encode()
         try:
             socket.send_fds(self._control, [message], fds)
         except OSError as exc:
-            self._pending.pop(sandbox_id, None)
+            self._pending.pop(request_id, None)
             raise ZygoteError(f"zygote refused the spawn request: {exc}") from exc
         return await future
 
@@ -121,11 +144,11 @@ class ZygoteProcess:
         op = message.get("op")
         if op == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result(message)
-        elif op == "spawned":
+        elif op in ("spawned", "standby_created"):
             future = self._pending.pop(message["id"], None)
             if future is not None and not future.done():
                 future.set_result(int(message["pid"]))
-        elif op == "spawn_failed":
+        elif op in ("spawn_failed", "standby_failed"):
             future = self._pending.pop(message["id"], None)
             if future is not None and not future.done():
                 future.set_exception(ZygoteError(message.get("error", "spawn failed")))

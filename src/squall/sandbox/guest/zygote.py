@@ -63,6 +63,8 @@ class Zygote:
         self.sandboxes: set[int] = set()
         # sandbox pid -> read end of the pipe its init writes the runtime's exit status to
         self.status_pipes: dict[int, int] = {}
+        # standby id -> (pid, socket): sandboxes cloned ahead of need, already in their cgroup
+        self.standbys: dict[str, tuple[int, socket.socket]] = {}
         self.selector = selectors.DefaultSelector()
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_w, False)
@@ -95,6 +97,8 @@ class Zygote:
         message = json.loads(data)
         if message.get("op") == "spawn":
             self._spawn(message, fds)
+        elif message.get("op") == "standby":
+            self._standby(message)
         else:
             for fd in fds:
                 os.close(fd)
@@ -107,8 +111,12 @@ class Zygote:
                 os.close(fd)
             self.send({"op": "spawn_failed", "id": sandbox_id, "error": "expected 2 fds"})
             return
-        status_r, status_w = os.pipe()
         config = message["config"]
+        standby = self.standbys.pop(message.get("standby") or "", None)
+        if standby is not None:
+            self._assign(sandbox_id, standby, config, fds)
+            return
+        status_r, status_w = os.pipe()
         names = (config.get("isolation") or {}).get("namespaces", [])
         try:
             pid = isolation.fork_into_namespaces(isolation.namespace_flags(names))
@@ -119,7 +127,8 @@ class Zygote:
             return
         if pid == 0:
             os.close(status_r)
-            _sandbox_main(self, config, fds[0], fds[1], status_w=status_w)
+            _leave_zygote(self)
+            _sandbox_main(config, fds[0], fds[1], status_w=status_w)
             os._exit(70)  # not reached
         os.close(status_w)
         for fd in fds:
@@ -128,6 +137,50 @@ class Zygote:
         self.status_pipes[pid] = status_r
         self.send({"op": "spawned", "id": sandbox_id, "pid": pid})
         self._reap()
+
+    def _assign(
+        self, sandbox_id: str, standby: tuple[int, socket.socket], config: Any, fds: list[int]
+    ) -> None:
+        pid, channel = standby
+        try:
+            socket.send_fds(channel, [json.dumps(config).encode()], fds)
+        except OSError as exc:
+            self.send({"op": "spawn_failed", "id": sandbox_id, "error": f"standby lost: {exc}"})
+        else:
+            self.send({"op": "spawned", "id": sandbox_id, "pid": pid})
+        finally:
+            channel.close()
+            for fd in fds:
+                os.close(fd)
+
+    def _standby(self, message: dict[str, Any]) -> None:
+        """Clone a sandbox ahead of need: it joins its cgroup (the slow part: moving a task
+        between cgroups waits for an RCU grace period, 10-20 ms) and waits for its function."""
+        standby_id = message["id"]
+        names = message.get("namespaces", [])
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        status_r, status_w = os.pipe()
+        try:
+            pid = isolation.fork_into_namespaces(isolation.namespace_flags(names))
+        except OSError as exc:
+            for item in (ours, theirs):
+                item.close()
+            for fd in (status_r, status_w):
+                os.close(fd)
+            self.send({"op": "standby_failed", "id": standby_id, "error": str(exc)})
+            return
+        if pid == 0:
+            ours.close()
+            os.close(status_r)
+            _leave_zygote(self)
+            _standby_main(theirs, message.get("cgroup_procs", []), status_w)
+            os._exit(70)  # not reached
+        theirs.close()
+        os.close(status_w)
+        self.sandboxes.add(pid)
+        self.status_pipes[pid] = status_r
+        self.standbys[standby_id] = (pid, ours)
+        self.send({"op": "standby_created", "id": standby_id, "pid": pid})
 
     def _drain_wakeups(self) -> None:
         try:
@@ -168,25 +221,46 @@ def _runtime_status(fd: int, own: int) -> int:
         return own
 
 
+def _leave_zygote(zygote: Zygote) -> None:
+    """In a new sandbox: drop the zygote's signal handling and every fd it holds."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    zygote.control.close()
+    os.close(zygote.wakeup_r)
+    os.close(zygote.wakeup_w)
+    for fd in zygote.status_pipes.values():  # other sandboxes' business
+        os.close(fd)
+    zygote.status_pipes.clear()
+    for _, channel in zygote.standbys.values():
+        channel.close()
+    zygote.standbys.clear()
+
+
+def _standby_main(channel: socket.socket, cgroup_procs: list[str], status_w: int) -> None:
+    """A standby sandbox: join the cgroup now, then wait for a function to become."""
+    try:
+        os.setsid()
+        isolation.join_cgroup(cgroup_procs)
+        data, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 2)
+    except BaseException:
+        os._exit(72)
+    channel.close()
+    if not data or len(fds) != 2:
+        os._exit(0)  # the zygote went away, or stopped this standby
+    _sandbox_main(json.loads(data), fds[0], fds[1], status_w=status_w)
+
+
 def _sandbox_main(
-    zygote: Zygote,
     config_dict: dict[str, Any],
     sock_fd: int,
     log_fd: int,
     *,
     status_w: int,
 ) -> None:
-    """In the forked child: become the sandbox, then serve the function."""
+    """In the new sandbox's process: isolate, then serve the function."""
     try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        zygote.control.close()
-        os.close(zygote.wakeup_r)
-        os.close(zygote.wakeup_w)
-        for fd in zygote.status_pipes.values():  # other sandboxes' business
-            os.close(fd)
-        zygote.status_pipes.clear()
-        os.setsid()
+        with contextlib.suppress(PermissionError):
+            os.setsid()  # a standby already leads its session
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
