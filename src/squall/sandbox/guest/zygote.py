@@ -92,6 +92,8 @@ class Zygote:
             data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, 4)
         except InterruptedError:
             return True
+        except OSError:  # the host went away (closing with a request unread resets)
+            return False
         if not data:
             return False
         message = json.loads(data)
