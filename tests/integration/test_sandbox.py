@@ -1213,7 +1213,7 @@ STANDBY_PROBE = """
 import os
 
 def handler(event, context):
-    return {"pid": os.getpid(), "tmp": os.listdir("/tmp")}
+    return {"pid": os.getpid(), "tmp": sorted(os.listdir("/tmp"))}
 """
 
 

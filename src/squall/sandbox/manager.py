@@ -115,8 +115,10 @@ class SandboxManager:
         self._binds = root_binds()
 
     async def stop(self) -> None:
-        for task in list(self._refills):
+        refills = list(self._refills)
+        for task in refills:
             task.cancel()
+        await asyncio.gather(*refills, return_exceptions=True)  # they remove their cgroups
         for standby in list(self._standby_pids.values()):
             await self._discard_standby(standby)
         for sandbox in list(self._by_pid.values()):
