@@ -13,13 +13,14 @@ import ctypes
 import errno
 import os
 import platform
-import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from squall.core.mounts import Mount, read_mountinfo
 
 __all__ = ["Check", "HostReport", "format_report", "probe_host"]
 
@@ -153,7 +154,7 @@ def probe_host() -> HostReport:
     is_root = os.geteuid() == 0
     checks: list[Check] = [_check_python(), _check_kernel(), _check_root(is_root)]
 
-    mounts = _read_mountinfo()
+    mounts = read_mountinfo()
     hierarchy = _CgroupHierarchy.from_mounts(mounts)
     checks.append(Check("cgroups", hierarchy.version != "none", hierarchy.describe()))
     writable: dict[str, bool] = {}
@@ -266,50 +267,15 @@ def _read_text(path: Path) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Mount:
-    mount_point: str
-    fstype: str
-    mount_options: frozenset[str]
-    super_options: frozenset[str]
-
-    @property
-    def read_only(self) -> bool:
-        return "ro" in self.mount_options or "ro" in self.super_options
-
-
-def _unescape(field_: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def _read_mountinfo() -> list[_Mount]:
-    """Parse /proc/self/mountinfo (the calling process's mount namespace)."""
-    mounts: list[_Mount] = []
-    for line in (_read_text(PROC / "self" / "mountinfo") or "").splitlines():
-        before, sep, after = line.partition(" - ")
-        head, tail = before.split(), after.split()
-        if not sep or len(head) < 6 or len(tail) < 3:
-            continue
-        mounts.append(
-            _Mount(
-                mount_point=_unescape(head[4]),
-                fstype=tail[0],
-                mount_options=frozenset(head[5].split(",")),
-                super_options=frozenset(tail[2].split(",")),
-            )
-        )
-    return mounts
-
-
-@dataclass(frozen=True)
 class _CgroupHierarchy:
-    v1: dict[str, _Mount]  # v1 controller -> its hierarchy mount
-    v2: _Mount | None  # the (first) cgroup2 mount
+    v1: dict[str, Mount]  # v1 controller -> its hierarchy mount
+    v2: Mount | None  # the (first) cgroup2 mount
     v2_controllers: frozenset[str]
 
     @classmethod
-    def from_mounts(cls, mounts: list[_Mount]) -> _CgroupHierarchy:
-        v1: dict[str, _Mount] = {}
-        v2: _Mount | None = None
+    def from_mounts(cls, mounts: list[Mount]) -> _CgroupHierarchy:
+        v1: dict[str, Mount] = {}
+        v2: Mount | None = None
         for mount in mounts:
             if mount.fstype == "cgroup":
                 for option in mount.super_options & _KNOWN_V1_CONTROLLERS:
@@ -367,7 +333,7 @@ class _CgroupHierarchy:
         return False, f"no {controller} cgroup controller mounted"
 
 
-def _writable_dir(controller: str, mount: _Mount, path: Path, version: str) -> tuple[bool, str]:
+def _writable_dir(controller: str, mount: Mount, path: Path, version: str) -> tuple[bool, str]:
     missing = f"no {controller} cgroup controller writable"
     if mount.read_only:
         return False, f"{missing}: {path} ({version}) is mounted read-only"

@@ -173,3 +173,60 @@ def test_query_protocol_over_get(endpoint: str) -> None:
     response = signed_request(endpoint, "sts", "GET", "/?" + query)
     assert response.status_code == 200, response.text
     assert "<GetCallerIdentityResult>" in response.text
+
+
+def test_credentials_scoped_to_another_service_are_refused(endpoint: str) -> None:
+    """A signature for one service cannot be replayed against another (X-Amz-Target is not
+    covered by the signature unless signed, so the scope must match the service served)."""
+    response = signed_request(
+        endpoint,
+        "lambda",
+        body=b"{}",
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "AWSSecurityTokenServiceV20110615.GetCallerIdentity",
+        },
+    )
+    assert response.status_code == 403
+    assert response.json()["__type"] == "InvalidSignatureException"
+    assert "scoped to correct service: 'sts'" in response.json()["message"]
+
+
+def test_a_signature_that_does_not_cover_host_is_refused(endpoint: str) -> None:
+    import hashlib
+    import hmac
+
+    from squall.edge.sigv4 import signing_key
+
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    day = now[:8]
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"x-amz-date:{now}\n",
+            "x-amz-date",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{day}/us-east-1/sts/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{now}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    signature = hmac.new(
+        signing_key("test", day, "us-east-1", "sts"), to_sign.encode(), hashlib.sha256
+    ).hexdigest()
+    response = requests.post(
+        endpoint + "/",
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Amz-Date": now,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=test/{scope}, "
+            f"SignedHeaders=x-amz-date, Signature={signature}",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert "<Code>IncompleteSignature</Code>" in response.text
+    assert "'Host' must be a 'SignedHeader'" in response.text

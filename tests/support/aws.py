@@ -12,7 +12,7 @@ from unittest import mock
 
 import boto3
 import requests
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -88,7 +88,8 @@ def signed_request(
     `signed_at` signs as of another moment (naive UTC), as a client with a wrong clock would.
     """
     request = AWSRequest(method=method, url=endpoint + path, data=body, headers=headers or {})
-    signer = SigV4Auth(Credentials(access_key, secret_key), service, REGION)
+    signer_class = S3SigV4Auth if service == "s3" else SigV4Auth  # S3 signs paths literally
+    signer = signer_class(Credentials(access_key, secret_key), service, REGION)
     if signed_at is None:
         signer.add_auth(request)
     else:

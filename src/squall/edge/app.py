@@ -45,6 +45,10 @@ class RequestTooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request was read whole: nothing is served."""
+
+
 class EdgeApp:
     """The ASGI application. Start-up and shutdown hooks run on the ASGI lifespan events."""
 
@@ -109,6 +113,8 @@ class EdgeApp:
         else:
             try:
                 request.body = await _read_body(receive, self.settings.max_body_bytes)
+            except ClientGone:
+                return
             except RequestTooLarge:
                 response = self._edge_error(
                     request,
@@ -149,16 +155,17 @@ class EdgeApp:
             return _unroutable(request, signing_name, request_id, self.router)
         protocol = self.router.protocol_for(request, endpoint)
         call = _Call(request, endpoint, protocol, request_id)
+        family = family_of(endpoint.name, protocol.name)
         try:
             if signature_error is not None:
                 presigned = request.query_value("X-Amz-Credential") is not None
-                family = family_of(endpoint.name, protocol.name)
                 raise rejected(family, signature_error, presigned=presigned)
             call.identity = self.authenticator.authenticate(
                 request,
                 signature,
-                family=family_of(endpoint.name, protocol.name),
+                family=family,
                 allows_anonymous=endpoint.service.allows_anonymous,
+                signing_name=endpoint.signing_name,
             )
             response = await self._dispatch(call)
         except ServiceError as error:
@@ -375,7 +382,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -120,6 +120,7 @@ class AuditLog:
             "eventVersion": EVENT_VERSION,
             "userIdentity": user_identity(principal),
             "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "_epoch": time.time(),  # the event's own time for the row; not part of the record
             "eventSource": event_source,
             "eventName": event_name,
             "awsRegion": region,
@@ -152,7 +153,11 @@ class AuditLog:
             batch = [
                 self._pending.popleft() for _ in range(min(len(self._pending), self._batch_size))
             ]
-            await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
+            except Exception:
+                self._pending.extendleft(reversed(batch))  # kept, in order, for the next try
+                raise
 
     async def _run(self) -> None:
         while True:
@@ -170,7 +175,7 @@ class AuditLog:
         rows = [
             (
                 event["eventID"],
-                time.time(),
+                event.pop("_epoch", time.time()),
                 event["recipientAccountId"],
                 event["awsRegion"],
                 event["eventSource"],

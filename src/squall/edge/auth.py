@@ -45,12 +45,29 @@ class Authenticator:
         *,
         family: str,
         allows_anonymous: bool,
+        signing_name: str = "",
     ) -> Identity:
         """The caller of a request, or the family's 4xx error. `family`: query, json or s3."""
         if signature is None:
             if allows_anonymous:
                 return Identity(ANONYMOUS, self.default_region, None)
             raise _missing(family)
+        if "host" not in signature.signed_headers:
+            raise rejected(
+                family,
+                SigV4Error(
+                    "malformed", "'Host' must be a 'SignedHeader' in the AWS Authorization."
+                ),
+                presigned=signature.presigned,
+            )
+        if signing_name and signature.service != signing_name:
+            raise rejected(
+                family,
+                SigV4Error(
+                    "mismatch", f"Credential should be scoped to correct service: '{signing_name}'."
+                ),
+                presigned=signature.presigned,
+            )
         key = self.keys.lookup(signature.access_key_id)
         if self.mode == "any":
             principal = (

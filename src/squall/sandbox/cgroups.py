@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from squall.doctor import _read_mountinfo
+from squall.core.mounts import read_mountinfo
 
 __all__ = [
     "MB_PER_VCPU",
@@ -615,7 +615,7 @@ def detect_driver(root: str = "/sys/fs/cgroup", parent: str = "squall") -> Cgrou
 
 
 def _detect(root: str, parent: str) -> CgroupDriver | None:
-    mounts = _read_mountinfo()
+    mounts = read_mountinfo()
     v2_mount = next((m for m in mounts if m.fstype == "cgroup2" and m.mount_point == root), None)
     if v2_mount is not None:
         if v2_mount.read_only:

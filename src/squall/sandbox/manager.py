@@ -82,6 +82,7 @@ class SandboxManager:
         self._standbys: dict[str, list[_Standby]] = {}
         self._standby_pids: dict[int, _Standby] = {}
         self._refills: set[asyncio.Task[None]] = set()
+        self._early_exits: dict[int, int] = {}
 
     @property
     def cgroup_parent(self) -> str:
@@ -134,14 +135,21 @@ class SandboxManager:
     async def create(self, spec: FunctionSpec) -> Sandbox:
         """Cold-start a sandbox for `spec`; SandboxInitError when the function's init fails."""
         key = zygote_key(spec.runtime)
-        zygote = await self._zygote(spec.runtime)
+        try:
+            zygote = await self._zygote(spec.runtime)
+        except ZygoteError as exc:
+            raise SandboxUnavailable(str(exc)) from exc
         sandbox_id = uuid.uuid4().hex
         limits = Limits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=PIDS_LIMIT)
         standby = self._take_standby(key)
+        if standby is not None and self.cgroups is not None and standby.cgroup is not None:
+            try:
+                self.cgroups.apply(standby.cgroup, limits)
+            except OSError:  # the standby died meanwhile: start without one
+                await self._discard_standby(standby)
+                standby = None
         if standby is not None:
             cgroup = standby.cgroup
-            if self.cgroups is not None and cgroup is not None:
-                self.cgroups.apply(cgroup, limits)
             procs_files: list[str] = []  # the standby joined its cgroup already
         else:
             cgroup = None
@@ -160,12 +168,14 @@ class SandboxManager:
                 [guest_sock.fileno(), log_w],
                 standby.id if standby is not None else None,
             )
-        except ZygoteError as exc:
+        except BaseException as exc:
             host_sock.close()
             os.close(log_r)
             if cgroup is not None:
                 await asyncio.to_thread(cgroup.destroy)
-            raise SandboxUnavailable(str(exc)) from exc
+            if isinstance(exc, ZygoteError):
+                raise SandboxUnavailable(str(exc)) from exc
+            raise
         finally:
             guest_sock.close()
             os.close(log_w)
@@ -182,7 +192,13 @@ class SandboxManager:
             on_destroyed=self._forget,
         )
         self._by_pid[pid] = sandbox
-        await sandbox.wait_ready(max(INIT_TIMEOUT_S, spec.timeout_s))
+        if pid in self._early_exits:
+            sandbox.exited(self._early_exits.pop(pid))
+        try:
+            await sandbox.wait_ready(max(INIT_TIMEOUT_S, spec.timeout_s))
+        except asyncio.CancelledError:
+            await sandbox.destroy()
+            raise
         if self.cgroups is not None and cgroup is not None:
             self.cgroups.limit_cpu(cgroup, limits)
         return sandbox
@@ -250,6 +266,10 @@ class SandboxManager:
             await asyncio.to_thread(standby.cgroup.destroy)
 
     def _on_exit(self, pid: int, status: int) -> None:
+        if pid not in self._by_pid and pid not in self._standby_pids:
+            # reported before create() registered it (both answers came in one read)
+            self._early_exits[pid] = status
+            return
         standby = self._standby_pids.get(pid)
         if standby is not None:  # died before it was needed: forget it
             task = asyncio.get_running_loop().create_task(self._discard_standby(standby))

@@ -105,9 +105,10 @@ class SandboxPool:
         deadline = time.monotonic() - self.keep_alive_s
         for idle in list(self._idle.values()):
             for sandbox in [s for s in idle.values() if s.last_used < deadline or s.dead]:
-                idle.pop(sandbox.id, None)
-                await sandbox.destroy()
-                removed += 1
+                # an acquire may have taken it while an earlier destroy was awaited
+                if idle.pop(sandbox.id, None) is sandbox:
+                    await sandbox.destroy()
+                    removed += 1
         if self.memory_budget_bytes is not None:
             removed += await self._evict_over_budget()
         return removed
@@ -127,8 +128,9 @@ class SandboxPool:
         for sandbox in idle:
             if used <= budget:
                 break
+            if self._idle.get(sandbox.spec.key, {}).pop(sandbox.id, None) is not sandbox:
+                continue  # acquired (or drained) meanwhile
             used -= sandbox.memory_bytes()
-            self._idle[sandbox.spec.key].pop(sandbox.id, None)
             await sandbox.destroy()
             removed += 1
         return removed

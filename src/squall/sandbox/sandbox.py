@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -14,9 +15,10 @@ from typing import Any
 
 from .cgroups import Cgroup
 from .guest import wire
-from .guest.runtime_api import exit_description
 from .results import InvokeResult, SandboxInitError
 from .spec import FunctionSpec
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 
@@ -60,6 +62,9 @@ class Sandbox:
         self._logs: list[str] = []
         self._exited = asyncio.Event()
         self._on_destroyed = on_destroyed
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self._pidfd = os.pidfd_open(pid)
         os.set_blocking(log_fd, False)
         asyncio.get_running_loop().add_reader(log_fd, self._read_logs)
 
@@ -129,9 +134,9 @@ class Sandbox:
         began = time.perf_counter()
         try:
             self._writer.write(wire.encode(wire.INVOKE, meta, payload))
-            if len(payload) > 65536:
-                await self._writer.drain()
-            kind, reply, body = await asyncio.wait_for(self._recv(), timeout)
+            kind, reply, body = await asyncio.wait_for(self._exchange(len(payload)), timeout)
+            if reply.get("requestId", request_id) != request_id:
+                raise SandboxDied(f"{self.id}: answer for another request")
         except TimeoutError:
             peak_mb = self.max_memory_mb()  # read before kill() removes the cgroup
             await self.kill()
@@ -185,15 +190,25 @@ class Sandbox:
             logs=self.take_logs(),
         )
 
+    async def _exchange(self, sent: int) -> tuple[int, dict[str, Any], bytes]:
+        if sent > 65536:
+            await self._writer.drain()
+        return await self._recv()
+
     async def _recv(self) -> tuple[int, dict[str, Any], bytes]:
+        """The next frame; anything that is not a well-formed frame ends the sandbox."""
         try:
             header = await self._reader.readexactly(wire.HEADER.size)
             length, kind = wire.HEADER.unpack(header)
+            if length > wire.MAX_FRAME:
+                raise wire.WireError(f"frame of {length} bytes is over the limit")
             body = await self._reader.readexactly(length) if length else b""
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            meta, payload = wire.decode_body(body)
+            if not isinstance(meta, dict):
+                raise wire.WireError("frame meta is not an object")
+        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError, ValueError) as exc:
             self.dead = True
             raise SandboxDied(self.id) from exc
-        meta, payload = wire.decode_body(body)
         return kind, meta, payload
 
     # ------------------------------------------------------------------ logs
@@ -254,12 +269,6 @@ class Sandbox:
         return self.exit_status
 
     async def kill(self) -> None:
-        self.dead = True
-        if self.exit_status is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        if self.cgroup is not None:
-            await asyncio.to_thread(self.cgroup.kill)
         await self.destroy()
 
     async def destroy(self) -> None:
@@ -267,18 +276,36 @@ class Sandbox:
         if self._log_fd < 0:
             return
         self.dead = True
-        if self.exit_status is None:
-            with contextlib.suppress(ProcessLookupError):
+        try:
+            self._signal_kill()
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._log_fd)
+            self._drain_logs(final=True)
+            os.close(self._log_fd)
+            self._log_fd = -1
+            self._writer.close()
+            if self.cgroup is not None:
+                try:
+                    await asyncio.to_thread(self.cgroup.destroy)
+                except OSError as exc:
+                    log.warning("sandbox %s: cgroup not removed: %s", self.id, exc)
+        finally:
+            self._log_fd = -1
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+            self._on_destroyed(self)
+
+    def _signal_kill(self) -> None:
+        """SIGKILL the sandbox's pid 1 (and so its pid namespace), through a pidfd taken when
+        the sandbox started, so that a recycled pid is never hit."""
+        if self.exit_status is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            else:
                 os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(self._log_fd)
-        self._drain_logs(final=True)
-        os.close(self._log_fd)
-        self._log_fd = -1
-        self._writer.close()
-        if self.cgroup is not None:
-            await asyncio.to_thread(self.cgroup.destroy)
-        self._on_destroyed(self)
 
 
 def _log_text(line: bytes) -> str:
@@ -309,7 +336,7 @@ def _vm_field(pid: int, field: str) -> int:
 def exit_message(status: int | None) -> str:
     """Lambda's words for a runtime that ended ("Runtime exited with error: exit status 1",
     "... signal: killed", "Runtime exited without providing a reason"); None: killed."""
-    return exit_description(-signal.SIGKILL if status is None else status)
+    return wire.exit_description(-signal.SIGKILL if status is None else status)
 
 
 def _exit_error_type(sandbox: Sandbox, status: int | None) -> str:

@@ -253,7 +253,9 @@ def _bind(root: str, source: str, target: str, readonly: bool) -> None:
     elif not os.path.exists(destination):
         _mkdirs(os.path.dirname(destination))
         open(destination, "w").close()
-    mount(source, destination, None, MS_BIND | MS_REC)
+    # not MS_REC: mounts below the source stay out (a recursive bind's read-only remount
+    # would cover only its top mount, leaving submounts writable)
+    mount(source, destination, None, MS_BIND)
     if readonly:
         mount(None, destination, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 

@@ -44,6 +44,7 @@ from typing import Any
 
 from squall.sandbox.guest import wire
 from squall.sandbox.guest.config import GuestConfig, load_process_args, option
+from squall.sandbox.guest.wire import exit_description
 
 API_PREFIX = "/2018-06-01/runtime"
 DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -60,40 +61,6 @@ RESPONSE_SENT = "RuntimeResponseSentState"
 INIT_ERROR = "InitError"
 
 # Go's names of signals, which Lambda's "Runtime exited with error: signal: ..." uses.
-_SIGNAL_NAMES = {
-    signal.SIGHUP: "hangup",
-    signal.SIGINT: "interrupt",
-    signal.SIGQUIT: "quit",
-    signal.SIGILL: "illegal instruction",
-    signal.SIGTRAP: "trace/breakpoint trap",
-    signal.SIGABRT: "aborted",
-    signal.SIGBUS: "bus error",
-    signal.SIGFPE: "floating point exception",
-    signal.SIGKILL: "killed",
-    signal.SIGUSR1: "user defined signal 1",
-    signal.SIGSEGV: "segmentation fault",
-    signal.SIGUSR2: "user defined signal 2",
-    signal.SIGPIPE: "broken pipe",
-    signal.SIGALRM: "alarm clock",
-    signal.SIGTERM: "terminated",
-    signal.SIGXCPU: "CPU time limit exceeded",
-    signal.SIGXFSZ: "file size limit exceeded",
-    signal.SIGSYS: "bad system call",
-}
-
-
-def exit_description(returncode: int) -> str:
-    """What Lambda says of a runtime process that ended with this Popen returncode."""
-    if returncode == 0:
-        return "Runtime exited without providing a reason"
-    if returncode < 0:
-        number = -returncode
-        try:
-            name = _SIGNAL_NAMES.get(signal.Signals(number)) or f"signal {number}"
-        except ValueError:
-            name = f"signal {number}"
-        return f"Runtime exited with error: signal: {name}"
-    return f"Runtime exited with error: exit status {returncode}"
 
 
 def _with_request_id(request_id: str | None, message: str) -> str:

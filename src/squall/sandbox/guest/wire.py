@@ -19,6 +19,7 @@ sandbox → host:  READY       meta {initDurationMs}
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import struct
 from typing import Any
@@ -99,3 +100,39 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
             raise WireError("connection closed")
         got += count
     return bytes(buffer)
+
+
+_SIGNAL_NAMES = {
+    signal.SIGHUP: "hangup",
+    signal.SIGINT: "interrupt",
+    signal.SIGQUIT: "quit",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGTRAP: "trace/breakpoint trap",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGKILL: "killed",
+    signal.SIGUSR1: "user defined signal 1",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGUSR2: "user defined signal 2",
+    signal.SIGPIPE: "broken pipe",
+    signal.SIGALRM: "alarm clock",
+    signal.SIGTERM: "terminated",
+    signal.SIGXCPU: "CPU time limit exceeded",
+    signal.SIGXFSZ: "file size limit exceeded",
+    signal.SIGSYS: "bad system call",
+}
+
+
+def exit_description(returncode: int) -> str:
+    """What Lambda says of a runtime process that ended with this Popen returncode."""
+    if returncode == 0:
+        return "Runtime exited without providing a reason"
+    if returncode < 0:
+        number = -returncode
+        try:
+            name = _SIGNAL_NAMES.get(signal.Signals(number)) or f"signal {number}"
+        except ValueError:
+            name = f"signal {number}"
+        return f"Runtime exited with error: signal: {name}"
+    return f"Runtime exited with error: exit status {returncode}"

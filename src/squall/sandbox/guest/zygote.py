@@ -227,6 +227,7 @@ def _leave_zygote(zygote: Zygote) -> None:
     """In a new sandbox: drop the zygote's signal handling and every fd it holds."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    zygote.selector.close()  # its epoll fd must not reach user code
     zygote.control.close()
     os.close(zygote.wakeup_r)
     os.close(zygote.wakeup_w)
