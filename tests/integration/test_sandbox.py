@@ -1274,3 +1274,21 @@ def test_a_standby_that_dies_is_replaced(isolated: Harness, tmp_path: Path) -> N
 
     assert isolated.loop.run(replaced())
     alive(isolated, function(tmp_path, PING))  # cold starts still work
+
+
+CHATTY = """
+def handler(event, context):
+    for n in range(event["lines"]):
+        print(n)
+    return {"done": True}
+"""
+
+
+def test_log_lines_per_invocation_are_bounded(sandboxes: Harness, tmp_path: Path) -> None:
+    from squall.sandbox.sandbox import MAX_LOG_LINES
+
+    result = sandboxes.call(function(tmp_path, CHATTY), {"lines": MAX_LOG_LINES + 500})
+    assert result.error_type is None, result.payload
+    assert len(result.logs) == MAX_LOG_LINES + 1
+    assert result.logs[0] == "0"
+    assert result.logs[-1] == "[squall] 500 more log lines were dropped"

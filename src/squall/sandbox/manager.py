@@ -281,10 +281,15 @@ class SandboxManager:
             sandbox.exited(status)
 
     async def _zygote(self, runtime: str) -> ZygoteProcess:
-        key = zygote_key(runtime)
+        # finding the interpreter may run it once (to learn its version): not on the loop
+        key = await asyncio.to_thread(zygote_key, runtime)
         async with self._zygote_lock:
             zygote = self._zygotes.get(key)
             if zygote is None or not zygote.alive:
+                if zygote is not None:  # it died: its standbys went with it
+                    await zygote.stop()
+                    for standby in list(self._standbys.get(key, [])):
+                        await self._discard_standby(standby)
                 executable = interpreter_for(runtime).executable
                 extra = []
                 if executable != sys.executable:
@@ -293,7 +298,6 @@ class SandboxManager:
                 zygote = ZygoteProcess(executable, self._on_exit, extra, self._template(key))
                 await zygote.start()
                 self._zygotes[key] = zygote
-                self._standbys.pop(key, None)
             return zygote
 
     def _template(self, key: str) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from .spec import FunctionSpec
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+MAX_LOG_LINES = 10_000  # per invocation (and while idle); the rest are counted, not kept
 
 
 class SandboxDied(Exception):
@@ -60,6 +61,7 @@ class Sandbox:
         self._log_fd = log_fd
         self._partial = b""
         self._logs: list[str] = []
+        self._dropped = 0
         self._exited = asyncio.Event()
         self._on_destroyed = on_destroyed
         self._pidfd: int | None = None
@@ -231,13 +233,25 @@ class Sandbox:
                 break
             self._partial += chunk
             *lines, self._partial = self._partial.split(b"\n")
-            self._logs.extend(_log_text(line) for line in lines)
+            self._keep(lines)
         if final and self._partial:
-            self._logs.append(_log_text(self._partial))
+            self._keep([self._partial])
             self._partial = b""
+
+    def _keep(self, lines: list[bytes]) -> None:
+        """Keep log lines up to a bound between takes; a chatty function cannot fill memory."""
+        room = MAX_LOG_LINES - len(self._logs)
+        if room <= 0:
+            self._dropped += len(lines)
+            return
+        self._logs.extend(_log_text(line) for line in lines[:room])
+        self._dropped += max(0, len(lines) - room)
 
     def take_logs(self) -> list[str]:
         logs, self._logs = self._logs, []
+        if self._dropped:
+            logs.append(f"[squall] {self._dropped} more log lines were dropped")
+            self._dropped = 0
         return logs
 
     # ------------------------------------------------------------------ lifecycle

@@ -288,7 +288,10 @@ def _sandbox_main(
     sock.setblocking(True)
     try:
         if config.runtime.startswith("provided"):
-            runtime_api.serve_runtime_api(config, sock)
+            # without a network namespace of its own, port 9001 would be shared by every
+            # custom-runtime sandbox on the host: take any free port (the bootstrap is told)
+            port = 9001 if "net" in (config.isolation or {}).get("namespaces", []) else 0
+            runtime_api.serve_runtime_api(config, sock, port=port)
         else:
             python_runtime.serve(config, sock)
     except SystemExit as exc:  # sys.exit(N) in a handler: "exit status N"
