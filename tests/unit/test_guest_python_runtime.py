@@ -22,7 +22,6 @@ from tests.support.guest import (
     PYTHON_RUNTIME,
     RUNTIME_API,
     GuestProcess,
-    find_interpreters,
     function_config,
     round_trips,
     write_files,
@@ -726,11 +725,6 @@ def handler(event, context):
             "path": sys.path[0], "memory": context.memory_limit_in_mb,
             "remaining": context.get_remaining_time_in_millis() > 0}
 """
-
-
-@pytest.fixture(scope="session")
-def interpreters() -> dict[str, str]:
-    return find_interpreters()
 
 
 @pytest.mark.parametrize("version", ["3.9", "3.10", "3.11", "3.12", "3.13"])

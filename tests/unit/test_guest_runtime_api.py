@@ -18,7 +18,6 @@ from squall.sandbox.guest import wire
 from tests.support.guest import (
     RUNTIME_API,
     GuestProcess,
-    find_interpreters,
     function_config,
     write_files,
 )
@@ -485,11 +484,6 @@ def test_awslambdaric_as_an_unmodified_bootstrap(start: Start) -> None:
     assert document["requestId"] == request_id
     guest.wait_for_log(f"^\\[INFO\\]\t[^\t]+\t{request_id}\tinvocation 3$")
     assert guest.shutdown() == 0
-
-
-@pytest.fixture(scope="session")
-def interpreters() -> dict[str, str]:
-    return find_interpreters()
 
 
 @pytest.mark.parametrize("version", ["3.9", "3.10", "3.11", "3.12", "3.13"])
