@@ -51,8 +51,40 @@ def main() -> None:
     show_default=True,
     help="sigv4 verifies every signature; any accepts every access key unchecked.",
 )
+@click.option(
+    "--concurrency-limit",
+    envvar="SQUALL_CONCURRENCY_LIMIT",
+    default=1000,
+    type=click.IntRange(1),
+    show_default=True,
+    help="The account's concurrent executions (Lambda's ConcurrentExecutions).",
+)
+@click.option(
+    "--async-retry-delay",
+    envvar="SQUALL_ASYNC_RETRY_DELAY",
+    default=60.0,
+    type=click.FloatRange(0),
+    show_default=True,
+    help="Seconds before the first retry of a failed asynchronous invoke (doubles after).",
+)
+@click.option(
+    "--keep-alive",
+    envvar="SQUALL_KEEP_ALIVE",
+    default=600.0,
+    type=click.FloatRange(0),
+    show_default=True,
+    help="Seconds an idle sandbox stays warm.",
+)
 def server(
-    host: str, port: int, data_dir: Path | None, log_level: str, region: str, auth: str
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    log_level: str,
+    region: str,
+    auth: str,
+    concurrency_limit: int,
+    async_retry_delay: float,
+    keep_alive: float,
 ) -> None:
     """Run the squall server."""
     from squall.server import run
@@ -65,6 +97,9 @@ def server(
             log_level=log_level.lower(),
             region=region,
             auth=auth,
+            concurrency_limit=concurrency_limit,
+            async_retry_delay_s=async_retry_delay,
+            keep_alive_s=keep_alive,
         )
     )
 

@@ -17,16 +17,17 @@ from squall.edge.app import EdgeApp
 from squall.edge.audit import AuditLog
 from squall.edge.auth import Authenticator
 from squall.edge.router import Router
+from squall.services.awslambda.service import LambdaService
 from squall.services.base import Service
 from squall.services.iam.keys import AccessKeys
 from squall.services.sts import StsService
-from squall.store import BlobStore, open_store
+from squall.store import BlobStore, Store, open_store
 
 log = logging.getLogger("squall.server")
 
 
-def build_services() -> list[Service]:
-    return [StsService()]
+def build_services(settings: Settings, store: Store, blobs: BlobStore) -> list[Service]:
+    return [StsService(), LambdaService(settings, store, blobs)]
 
 
 def build_app(settings: Settings, services: list[Service] | None = None) -> EdgeApp:
@@ -38,7 +39,7 @@ def build_app(settings: Settings, services: list[Service] | None = None) -> Edge
     blobs = BlobStore(settings.data_dir / "blobs")
     blobs.sweep_temp()
     keys = AccessKeys(store)
-    services = build_services() if services is None else services
+    services = build_services(settings, store, blobs) if services is None else services
     audit = AuditLog(store)
 
     async def close_store() -> None:

@@ -31,6 +31,9 @@ class Settings:
     auth: str = "sigv4"  # "any" accepts every access key without checking signatures
     max_body_bytes: int = 64 * 1024 * 1024
     max_header_bytes: int = 16 * 1024
+    concurrency_limit: int = 1000  # the account's concurrent executions
+    async_retry_delay_s: float = 60.0  # first retry of a failed async invoke; doubles after
+    keep_alive_s: float = 600.0  # idle sandboxes live this long
 
     @property
     def endpoint_url(self) -> str:

@@ -141,7 +141,7 @@ class EdgeApp:
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Serve one request (already read) and return the response."""
         if request.raw_path.startswith("/_squall/"):
-            return self._internal(request)
+            return await self._internal(request)
         request_id = str(uuid.uuid4())
         signature: SignatureInfo | None = None
         signature_error: SigV4Error | None = None
@@ -240,7 +240,7 @@ class EdgeApp:
             event["responseElements"] = redact(operation.output_shape, call.output) or None
         self.audit.record(event)
 
-    def _internal(self, request: HttpRequest) -> HttpResponse:
+    async def _internal(self, request: HttpRequest) -> HttpResponse:
         if request.raw_path == "/_squall/health" and request.method in ("GET", "HEAD"):
             document = {
                 "status": "running",
@@ -249,6 +249,12 @@ class EdgeApp:
                 "uptime_seconds": round(time.time() - self.started, 3),
             }
             return _json_response(200, document)
+        service, _, rest = request.raw_path.removeprefix("/_squall/").partition("/")
+        endpoint = self.router.endpoints.get(service)
+        if endpoint is not None:
+            response = await endpoint.service.internal(request, rest)
+            if response is not None:
+                return response
         return _json_response(404, {"message": f"Unknown squall endpoint {request.raw_path}"})
 
     def _edge_error(self, request: HttpRequest, error: ServiceError) -> HttpResponse:

@@ -5,7 +5,12 @@ sandbox of the version (the warmest), or cold-starts a new one; `release` return
 sandboxes are reclaimed after `keep_alive_s`, and when the memory the sandboxes hold exceeds
 `memory_budget_bytes`, the least recently used idle ones go first. Concurrency limits are the
 engine's business; this pool only exposes what it needs: acquire, release, create, destroy,
-drain and counts.
+retire, floors and counts.
+
+A version whose code or configuration changed is *retired*: its idle sandboxes go at once and
+its busy ones when they are released, so no new invocation ever sees the old code. A *floor*
+(provisioned concurrency) keeps that many sandboxes of a version alive through keep-alive
+expiry and budget eviction.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class SandboxPool:
         # per version: idle sandboxes, least recently used first
         self._idle: dict[str, OrderedDict[str, Sandbox]] = {}
         self._busy: dict[str, dict[str, Sandbox]] = {}
+        self._retired: set[str] = set()
+        self._floors: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,7 +84,14 @@ class SandboxPool:
 
     async def release(self, sandbox: Sandbox) -> None:
         key = sandbox.spec.key
-        self._busy.get(key, {}).pop(sandbox.id, None)
+        busy = self._busy.get(key, {})
+        busy.pop(sandbox.id, None)
+        if key in self._retired:
+            if not busy:
+                self._retired.discard(key)
+                self._busy.pop(key, None)
+            await sandbox.destroy()
+            return
         if sandbox.dead:
             await sandbox.destroy()
             return
@@ -96,6 +110,30 @@ class SandboxPool:
         for sandbox in idle.values():
             await sandbox.destroy()
 
+    async def retire(self, key: str) -> None:
+        """The version's code or configuration changed: no sandbox of `key` serves again."""
+        self._floors.pop(key, None)
+        if self._busy.get(key):
+            self._retired.add(key)
+        await self.drain(key)
+
+    def set_floor(self, key: str, count: int) -> None:
+        """Keep at least `count` sandboxes of `key` through keep-alive and eviction (0: none)."""
+        if count > 0:
+            self._floors[key] = count
+        else:
+            self._floors.pop(key, None)
+
+    async def add_idle(self, spec: FunctionSpec) -> Sandbox:
+        """Start a sandbox ahead of need (provisioned concurrency) and park it idle."""
+        sandbox = await self.create(spec)
+        if spec.key in self._retired:
+            await sandbox.destroy()
+            return sandbox
+        sandbox.last_used = time.monotonic()
+        self._idle.setdefault(spec.key, OrderedDict())[sandbox.id] = sandbox
+        return sandbox
+
     def counts(self, key: str) -> PoolCounts:
         return PoolCounts(len(self._idle.get(key, ())), len(self._busy.get(key, ())))
 
@@ -103,8 +141,13 @@ class SandboxPool:
         """One pass of keep-alive expiry and budget eviction; returns how many went."""
         removed = 0
         deadline = time.monotonic() - self.keep_alive_s
-        for idle in list(self._idle.values()):
+        for key, idle in list(self._idle.items()):
+            spare = len(idle) + len(self._busy.get(key, ())) - self._floors.get(key, 0)
             for sandbox in [s for s in idle.values() if s.last_used < deadline or s.dead]:
+                if not sandbox.dead:
+                    if spare <= 0:
+                        continue
+                    spare -= 1
                 # an acquire may have taken it while an earlier destroy was awaited
                 if idle.pop(sandbox.id, None) is sandbox:
                     await sandbox.destroy()
@@ -122,7 +165,13 @@ class SandboxPool:
         if used <= budget:
             return 0
         idle = sorted(
-            (s for group in self._idle.values() for s in group.values()), key=lambda s: s.last_used
+            (
+                s
+                for key, group in self._idle.items()
+                if key not in self._floors
+                for s in group.values()
+            ),
+            key=lambda s: s.last_used,
         )
         removed = 0
         for sandbox in idle:

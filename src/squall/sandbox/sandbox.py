@@ -115,6 +115,7 @@ class Sandbox:
         client_context: str | None = None,
         identity: str | None = None,
         trace_id: str | None = None,
+        invoked_arn: str | None = None,
     ) -> InvokeResult:
         """Run one invocation. Function errors, timeouts and crashes come back as results."""
         if self.dead:
@@ -125,7 +126,7 @@ class Sandbox:
         meta: dict[str, Any] = {
             "requestId": request_id,
             "deadlineMs": int((time.time() + timeout) * 1000),
-            "invokedFunctionArn": self.spec.arn,
+            "invokedFunctionArn": invoked_arn or self.spec.arn,
         }
         if client_context:
             meta["clientContext"] = client_context

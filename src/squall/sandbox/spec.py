@@ -24,11 +24,13 @@ class FunctionSpec:
     ephemeral_mb: int = DEFAULT_TMP_MB
     region: str = "us-east-1"
     log_group: str = ""
+    # changes whenever $LATEST's code or configuration does: old sandboxes are never reused
+    revision: str = ""
 
     @property
     def key(self) -> str:
-        """Sandboxes are pooled per function version."""
-        return f"{self.arn}:{self.version}"
+        """Sandboxes are pooled per function version (and revision of that version)."""
+        return f"{self.arn}:{self.version}:{self.revision}"
 
     @property
     def log_group_name(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from squall.core.context import RequestContext
 from squall.core.errors import ServiceError
+from squall.core.http import HttpRequest, HttpResponse
 
 Request = dict[str, Any]
 Response = dict[str, Any]
@@ -53,6 +54,11 @@ class Service:
         """The error this service answers for input that breaks the model's constraints."""
         code = "ValidationError" if protocol == "query" else "ValidationException"
         return ServiceError(code, message, status=400)
+
+    async def internal(self, request: HttpRequest, path: str) -> HttpResponse | None:
+        """Serve `/_squall/<service>/<path>`: squall's own URLs that are not AWS operations
+        (such as a function package's download link). None: no such URL."""
+        return None
 
     async def start(self) -> None:
         """Start background work; called once when the server starts."""

@@ -26,6 +26,8 @@ from .base import (
     wire_safe,
 )
 from .documents import DecodeError, decode, encode
+from .eventstream import CONTENT_TYPE as EVENT_STREAM_CONTENT_TYPE
+from .eventstream import BodyEncoder, encode_events
 from .json_rpc import load_json_object
 from .routes import find_route, path_parts, route_of
 from .values import b64decode, b64encode, format_scalar_text, format_timestamp
@@ -194,9 +196,11 @@ class RestProtocol(Protocol):
         body_members: dict[str, Any] = {}
         has_body_members = False
         payload = shape.serialization.get("payload")
-        if payload and shape.members[payload].type_name in ("blob", "string"):  # type: ignore[attr-defined]
-            _set_header(headers, "Content-Type", "application/octet-stream")
-        for name, member in shape.members.items():  # type: ignore[attr-defined]
+        members = shape.members  # type: ignore[attr-defined]
+        payload_type = _payload_content_type(members[payload]) if payload else None
+        if payload_type:
+            _set_header(headers, "Content-Type", payload_type)
+        for name, member in members.items():
             location = member.serialization.get("location")
             value = output.get(name)
             if location not in _BODYLESS_LOCATIONS:
@@ -227,6 +231,11 @@ class RestProtocol(Protocol):
         value = output.get(name)
         if value is None:
             return b""
+        if member.serialization.get("eventstream"):
+            # an async iterator of `{event_name: value}` dicts
+            return encode_events(
+                member, value, encode_body=self._event_body(model), body_type=self.content_type
+            )
         if member.type_name not in ("blob", "string"):
             root = member.serialization.get("name", member.name)
             return self.encode_body(model, member, value, root=root)
@@ -235,6 +244,16 @@ class RestProtocol(Protocol):
         if isinstance(value, bytes | bytearray | memoryview):
             return bytes(value)
         return value  # an async iterator of chunks: a streamed blob
+
+    def _event_body(self, model: ServiceModel) -> BodyEncoder:
+        """Event bodies in the protocol's own document format."""
+
+        def encode_event_body(shape: Shape, value: Any) -> bytes:
+            return self.encode_body(
+                model, shape, value, root=shape.serialization.get("name", shape.name)
+            )
+
+        return encode_event_body
 
     def response_headers(self, model: ServiceModel, request_id: str) -> list[tuple[str, str]]:
         return [("Content-Type", self.content_type), ("x-amzn-RequestId", request_id)]
@@ -460,6 +479,15 @@ def _header_text(member: Shape, value: Any) -> str:
     if member.type_name == "blob":
         return b64encode(value)
     return format_scalar_text(value)
+
+
+def _payload_content_type(member: Shape) -> str | None:
+    """The Content-Type a payload member sets in place of the protocol's own."""
+    if member.serialization.get("eventstream"):
+        return EVENT_STREAM_CONTENT_TYPE
+    if member.type_name in ("blob", "string"):
+        return "application/octet-stream"
+    return None
 
 
 def _set_header(headers: list[Header], name: str, value: str) -> None:

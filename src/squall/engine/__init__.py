@@ -1,0 +1,1 @@
+"""Invocation engine: concurrency, sandbox scheduling, the durable async queue."""
