@@ -1,4 +1,4 @@
-"""`python -m benchmarks [edge] [--quick] [--out FILE]`: run, print and save the figures."""
+"""`python -m benchmarks [edge|sandbox|invoke] [--quick] [--out FILE]`: run, print and save the figures."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import edge, sandbox
+from benchmarks import edge, invoke, sandbox
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("suite", nargs="?", default="edge", choices=["edge", "sandbox"])
+    parser.add_argument("suite", nargs="?", default="edge", choices=["edge", "sandbox", "invoke"])
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    suite = {"edge": edge, "sandbox": sandbox}[args.suite]
+    suite = {"edge": edge, "sandbox": sandbox, "invoke": invoke}[args.suite]
     results = suite.run(quick=args.quick)
     args.out = args.out or Path(f"benchmarks/results-{args.suite}.json")
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -60,6 +60,8 @@ def redact(shape: Shape | None, value: Any) -> Any:
             member = shape.members.get(name)  # type: ignore[attr-defined]
             if member is None or item is None or member.type_name == "blob":
                 continue
+            if member.serialization.get("eventstream"):
+                continue  # a stream of events being sent: not a parameter to record
             result[name[:1].lower() + name[1:]] = redact(member, item)
         return result
     if kind == "list":

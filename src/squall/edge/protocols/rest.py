@@ -196,11 +196,9 @@ class RestProtocol(Protocol):
         body_members: dict[str, Any] = {}
         has_body_members = False
         payload = shape.serialization.get("payload")
-        members = shape.members  # type: ignore[attr-defined]
-        payload_type = _payload_content_type(members[payload]) if payload else None
-        if payload_type:
-            _set_header(headers, "Content-Type", payload_type)
-        for name, member in members.items():
+        if payload and shape.members[payload].type_name in ("blob", "string"):  # type: ignore[attr-defined]
+            _set_header(headers, "Content-Type", "application/octet-stream")
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
             location = member.serialization.get("location")
             value = output.get(name)
             if location not in _BODYLESS_LOCATIONS:
@@ -218,6 +216,9 @@ class RestProtocol(Protocol):
             elif location == "headers":
                 headers.extend((f"{wire}{k}", wire_safe(str(v))) for k, v in value.items())
         if payload:
+            if shape.members[payload].serialization.get("eventstream"):  # type: ignore[attr-defined]
+                # the body's framing, whatever a `Content-Type` header member says
+                _set_header(headers, "Content-Type", EVENT_STREAM_CONTENT_TYPE)
             return status, self._payload(model, shape, payload, output)
         if not has_body_members:
             return status, b""
@@ -479,15 +480,6 @@ def _header_text(member: Shape, value: Any) -> str:
     if member.type_name == "blob":
         return b64encode(value)
     return format_scalar_text(value)
-
-
-def _payload_content_type(member: Shape) -> str | None:
-    """The Content-Type a payload member sets in place of the protocol's own."""
-    if member.serialization.get("eventstream"):
-        return EVENT_STREAM_CONTENT_TYPE
-    if member.type_name in ("blob", "string"):
-        return "application/octet-stream"
-    return None
 
 
 def _set_header(headers: list[Header], name: str, value: str) -> None:
