@@ -1,4 +1,4 @@
-"""`python -m benchmarks [edge|sandbox|invoke] [--quick] [--out FILE]`: run, print and save the figures."""
+"""`python -m benchmarks [edge|sandbox|invoke] [--quick] [--out FILE]`: run and save figures."""
 
 from __future__ import annotations
 
