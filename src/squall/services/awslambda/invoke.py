@@ -31,6 +31,7 @@ from .resources import DEFAULT_EVENT_AGE_S, DEFAULT_RETRY_ATTEMPTS
 log = logging.getLogger(__name__)
 
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_SYNC_RESPONSE = 6291556  # Lambda's response limit is 100 bytes over the request's
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_CLIENT_CONTEXT = 3583
 STREAM_CHUNK = 64 * 1024
@@ -47,7 +48,7 @@ class InvokeApi(LambdaCore):
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
         if kind == "Event":
-            _check_size(payload, MAX_ASYNC_PAYLOAD, "Invoke")
+            _check_event_size(payload)
             _check_json(payload)
             self._target(function, ref)  # the function and qualifier must exist
             await self.enqueue(ctx.request_id, function, ref.qualifier, payload, {})
@@ -55,7 +56,7 @@ class InvokeApi(LambdaCore):
         version, executed = self._target(function, ref)
         if kind == "DryRun":
             return {"StatusCode": 204, "Payload": b""}
-        _check_size(payload, MAX_SYNC_PAYLOAD, "Invoke")
+        _check_size(payload, MAX_SYNC_PAYLOAD, "InvokeFunction")
         _check_json(payload)
         outcome = await self._run(
             ctx.request_id,
@@ -110,7 +111,7 @@ class InvokeApi(LambdaCore):
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
         self._target(function, ref)
-        _check_size(payload, MAX_ASYNC_PAYLOAD, "InvokeAsync")
+        _check_event_size(payload)
         _check_json(payload)
         await self.enqueue(ctx.request_id, function, ref.qualifier, payload, {})
         return {"Status": 202}
@@ -165,12 +166,12 @@ class InvokeApi(LambdaCore):
                 fields={"Reason": outcome.reason},
                 headers={"Retry-After": "1"},
             )
-        if len(outcome.result.payload) > MAX_SYNC_PAYLOAD:
+        if len(outcome.result.payload) > MAX_SYNC_RESPONSE:
             outcome.result.error_type = "Function.ResponseSizeTooLarge"
             outcome.result.payload = orjson.dumps(
                 {
                     "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                    f"({MAX_SYNC_PAYLOAD} bytes).",
+                    f"({MAX_SYNC_RESPONSE} bytes).",
                     "errorType": "Function.ResponseSizeTooLarge",
                 }
             )
@@ -359,6 +360,16 @@ def _check_size(payload: bytes, limit: int, operation_name: str) -> None:
         raise ServiceError(
             "RequestTooLargeException",
             f"Request must be smaller than {limit} bytes for the {operation_name} operation",
+            status=413,
+        )
+
+
+def _check_event_size(payload: bytes) -> None:
+    if len(payload) > MAX_ASYNC_PAYLOAD:
+        raise ServiceError(
+            "RequestTooLargeException",
+            f"{len(payload)} byte payload is too large for the Event invocation type "
+            f"(limit {MAX_ASYNC_PAYLOAD} bytes)",
             status=413,
         )
 
