@@ -83,7 +83,7 @@ class AliasesApi(LambdaCore):
     def _alias(self, function: Function, ref: FunctionRef, name: str) -> dict[str, Any]:
         alias = function.aliases.get(name)
         if alias is None:
-            raise not_found(f"Alias not found: {ref.qualified_arn(name)}")
+            raise not_found(f"Cannot find alias arn: {ref.qualified_arn(name)}")
         return alias
 
     def _point(

@@ -156,15 +156,40 @@ def log_group(config: dict[str, Any], name: str) -> str:
     return (config.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
 
 
-def render(function: Function, version: Version, *, qualified: bool = False) -> dict[str, Any]:
+# What Get* adds to a configuration; ListFunctions and ListVersionsByFunction leave it out.
+_DETAIL_ONLY = ("State", "LastUpdateStatus", "RuntimeVersionConfig")
+
+
+def render(
+    function: Function,
+    version: Version,
+    *,
+    qualified: bool = False,
+    alias: str | None = None,
+    listing: bool = False,
+) -> dict[str, Any]:
     """The `FunctionConfiguration` Lambda returns for a version.
 
     `$LATEST` is reported under the unqualified ARN, except where Lambda lists versions
-    (`qualified`); published versions always carry their number.
+    (`qualified`); published versions carry their number, or the alias they were asked for by.
     """
+    config = render_detail(function, version, qualified=qualified, alias=alias)
+    if listing:
+        for member in _DETAIL_ONLY:
+            config.pop(member, None)
+    return config
+
+
+def render_detail(
+    function: Function, version: Version, *, qualified: bool, alias: str | None
+) -> dict[str, Any]:
     config = dict(version.config)
     number = version.number
-    if number == LATEST and not qualified:
+    if alias is not None:
+        config["FunctionArn"] = function_arn(
+            function.account, function.region, function.name, alias
+        )
+    elif number == LATEST and not qualified:
         config["FunctionArn"] = function.arn
     else:
         config["FunctionArn"] = function_arn(

@@ -122,6 +122,11 @@ class LambdaCore(Service):
             return function.versions[alias["FunctionVersion"]]
         raise not_found(f"Function not found: {ref.qualified_arn(qualifier)}")
 
+    @staticmethod
+    def alias_name(function: Function, ref: FunctionRef) -> str | None:
+        """The alias a request's qualifier names, if it names one."""
+        return ref.qualifier if ref.qualifier in function.aliases else None
+
     def spec_for(self, function: Function, version: Version) -> FunctionSpec:
         """The sandbox spec of a version, cached until the version changes."""
         spec = version.spec

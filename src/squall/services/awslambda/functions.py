@@ -22,6 +22,8 @@ from .errors import check_revision, conflict, invalid, not_found
 from .names import LATEST, parse_layer_version_arn
 from .registry import Function, Version, new_revision, timestamp
 
+MAX_FUNCTIONS_PAGE = 50
+
 
 class FunctionsApi(LambdaCore):
     # ------------------------------------------------------------------ create
@@ -105,7 +107,7 @@ class FunctionsApi(LambdaCore):
         function = self.function_of(ref)
         version = self.version_of(function, ref, ref.qualifier)
         result: Response = {
-            "Configuration": render(function, version),
+            "Configuration": render(function, version, alias=self.alias_name(function, ref)),
             "Code": {
                 "RepositoryType": "S3",
                 "Location": self.code_url(ctx.endpoint_url, version.code),
@@ -121,7 +123,8 @@ class FunctionsApi(LambdaCore):
     def get_function_configuration(self, ctx: RequestContext, request: Request) -> Response:
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
-        return render(function, self.version_of(function, ref, ref.qualifier))
+        version = self.version_of(function, ref, ref.qualifier)
+        return render(function, version, alias=self.alias_name(function, ref))
 
     @operation("ListFunctions")
     def list_functions(self, ctx: RequestContext, request: Request) -> Response:
@@ -129,11 +132,13 @@ class FunctionsApi(LambdaCore):
         entries: list[dict[str, Any]] = []
         for function in self.registry.in_region(ctx.account_id, ctx.region):
             if every_version:
-                entries.append(render(function, function.latest, qualified=True))
-                entries.extend(render(function, v) for v in function.published())
+                entries.append(render(function, function.latest, qualified=True, listing=True))
+                entries.extend(render(function, v, listing=True) for v in function.published())
             else:
-                entries.append(render(function, function.latest))
-        page, marker = paginate(entries, request.get("Marker"), request.get("MaxItems"))
+                entries.append(render(function, function.latest, listing=True))
+        # Lambda answers at most 50 functions per call, whatever MaxItems asks for
+        max_items = min(request.get("MaxItems") or MAX_FUNCTIONS_PAGE, MAX_FUNCTIONS_PAGE)
+        page, marker = paginate(entries, request.get("Marker"), max_items)
         result: Response = {"Functions": page}
         if marker:
             result["NextMarker"] = marker
@@ -143,8 +148,8 @@ class FunctionsApi(LambdaCore):
     def list_versions_by_function(self, ctx: RequestContext, request: Request) -> Response:
         ref = self.ref_of(ctx, request, qualified=False)
         function = self.function_of(ref)
-        entries = [render(function, function.latest, qualified=True)]
-        entries.extend(render(function, v) for v in function.published())
+        entries = [render(function, function.latest, qualified=True, listing=True)]
+        entries.extend(render(function, v, listing=True) for v in function.published())
         page, marker = paginate(entries, request.get("Marker"), request.get("MaxItems"))
         result: Response = {"Versions": page}
         if marker:
