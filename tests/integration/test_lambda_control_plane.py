@@ -1034,3 +1034,59 @@ def test_functions_versions_aliases_and_tags_survive_a_restart(tmp_path: Path) -
         assert invoke_json(lam, name)[1] == {"answer": 1, "version": LATEST}
         # numbering carries on where it stopped
         assert lam.publish_version(FunctionName=name)["Version"] == "2"
+
+
+# --------------------------------------------------------------------------- review follow-ups
+
+
+def test_publish_version_changes_latest_revision(lam: Any) -> None:
+    name, _, created = new_function(lam)
+    lam.publish_version(FunctionName=name)
+    after = lam.get_function_configuration(FunctionName=name)
+    assert after["RevisionId"] != created["RevisionId"]
+
+
+def test_qualifier_latest_reports_the_qualified_arn(lam: Any) -> None:
+    name, _, _ = new_function(lam)
+    config = lam.get_function_configuration(FunctionName=name, Qualifier=LATEST)
+    assert config["FunctionArn"] == arn(name, LATEST)
+    assert lam.get_function_configuration(FunctionName=name)["FunctionArn"] == arn(name)
+
+
+def test_another_accounts_function_is_refused(lam: Any) -> None:
+    foreign = f"arn:aws:lambda:{REGION}:111111111111:function:{unique('foreign')}"
+    code, message, status = fails(lam.get_function, FunctionName=foreign)
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert "is not authorized to perform: lambda:GetFunction" in message
+    code, _, status = fails(
+        lam.create_function,
+        FunctionName=foreign,
+        Runtime=RUNTIME,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": handler_zip(SOURCE)},
+    )
+    assert (code, status) == ("AccessDeniedException", 403)
+
+
+def test_event_invoke_destinations_are_checked(lam: Any) -> None:
+    name, _, created = new_function(lam)
+    code, message, _ = fails(
+        lam.put_function_event_invoke_config,
+        FunctionName=name,
+        DestinationConfig={"OnSuccess": {"Destination": created["FunctionArn"]}},
+    )
+    assert code == "InvalidParameterValueException"
+    assert message == "You can't specify the function as a destination for itself."
+    missing = arn(unique("missing"))
+    code, message, _ = fails(
+        lam.put_function_event_invoke_config,
+        FunctionName=name,
+        DestinationConfig={"OnFailure": {"Destination": missing}},
+    )
+    assert (code, message) == (
+        "InvalidParameterValueException",
+        f"The destination ARN {missing} is invalid.",
+    )
+    code, _, _ = fails(lam.put_function_event_invoke_config, FunctionName=name)
+    assert code == "InvalidParameterValueException"

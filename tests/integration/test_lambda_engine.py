@@ -773,10 +773,10 @@ def test_function_event_invoke_config_api(engine: RunningServer) -> None:
         "OnFailure": {"Destination": target},
     }
 
-    # Put replaces it whole: what it leaves out goes back to the defaults
+    # Put replaces it whole: what it leaves out is unset again (AWS omits unset members)
     replaced = lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1)
     assert replaced["MaximumRetryAttempts"] == 1
-    assert replaced["MaximumEventAgeInSeconds"] == 21600
+    assert "MaximumEventAgeInSeconds" not in replaced
     assert replaced["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {}}
 
     # one config per qualifier
@@ -785,7 +785,7 @@ def test_function_event_invoke_config_api(engine: RunningServer) -> None:
         FunctionName=name, Qualifier=version, MaximumEventAgeInSeconds=60
     )
     assert on_version["FunctionArn"] == f"{arn}:{version}"
-    assert on_version["MaximumRetryAttempts"] == 2  # the default
+    assert "MaximumRetryAttempts" not in on_version  # unset: delivery uses the default (2)
     listed = lam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
     assert sorted(c["FunctionArn"] for c in listed) == sorted(
         [f"{arn}:$LATEST", f"{arn}:{version}"]

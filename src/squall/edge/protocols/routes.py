@@ -166,6 +166,39 @@ def path_parts(raw_path: str) -> list[str]:
     return raw_path.split("/")[1:] if raw_path.startswith("/") else raw_path.split("/")
 
 
+@cache
+def _route_index(
+    service_name: str,
+) -> dict[str, tuple[dict[str, tuple[Route, ...]], tuple[Route, ...]]]:
+    """Per method: the routes that can match a path by its first segment (routes whose first
+    segment is that literal, and those starting with a label), and those starting with a label
+    alone; each in the order of `routes_for`."""
+    index = {}
+    for method, routes in routes_for(service_name).items():
+        open_routes = tuple(r for r in routes if not _starts_with_literal(r))
+        literals = {r.segments[0][1] for r in routes if _starts_with_literal(r)}
+        by_first = {
+            literal: tuple(
+                r for r in routes if not _starts_with_literal(r) or r.segments[0][1] == literal
+            )
+            for literal in literals
+        }
+        index[method] = (by_first, open_routes)
+    return index
+
+
+def _starts_with_literal(route: Route) -> bool:
+    return bool(route.segments) and route.segments[0][0] == _LITERAL
+
+
+def _candidates(service_name: str, method: str, parts: list[str]) -> tuple[Route, ...]:
+    entry = _route_index(service_name).get(method)
+    if entry is None:
+        return ()
+    by_first, open_routes = entry
+    return by_first.get(parts[0], open_routes) if parts else open_routes
+
+
 def find_route(
     service_name: str,
     method: str,
@@ -177,7 +210,7 @@ def find_route(
     parts = path_parts(raw_path)
     present_headers: Mapping[str, str] = headers or {}
     best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
-    for route in routes_for(service_name).get(method, ()):
+    for route in _candidates(service_name, method, parts):
         if best is not None and route.score < best[1].score:
             break  # routes are sorted by score: nothing further can win
         labels = route.match(parts, query)

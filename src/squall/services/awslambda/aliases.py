@@ -51,17 +51,22 @@ class AliasesApi(LambdaCore):
         alias["RevisionId"] = new_revision()
         function.aliases[alias["Name"]] = alias
         self.registry.save(function)
+        if alias["Name"] in function.provisioned:
+            self.provision(function, alias["Name"])  # follow the alias to its version
         return _render(ref, alias)
 
     @operation("DeleteAlias")
     def delete_alias(self, ctx: RequestContext, request: Request) -> Response:
         ref = self.ref_of(ctx, request, qualified=False)
         function = self.function_of(ref)
-        if function.aliases.pop(request["Name"], None) is not None:
-            function.provisioned.pop(request["Name"], None)
-            function.event_invoke.pop(request["Name"], None)
-            function.policies.pop(request["Name"], None)
+        name = request["Name"]
+        if function.aliases.pop(name, None) is not None:
+            provisioned = function.provisioned.pop(name, None)
+            function.event_invoke.pop(name, None)
+            function.policies.pop(name, None)
             self.registry.save(function)
+            if provisioned is not None:
+                self.unprovision(function, name, provisioned)
         return {}
 
     @operation("ListAliases")

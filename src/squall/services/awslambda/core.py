@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -26,7 +27,7 @@ from squall.services.base import Request, Service
 from squall.services.iam.keys import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 from squall.store import BlobStore, Store
 
-from .code import CodeStore
+from .code import CodeStore, opt_key
 from .configuration import log_group
 from .errors import invalid, not_found
 from .names import LATEST, FunctionRef, parse_function
@@ -66,14 +67,17 @@ class LambdaCore(Service):
         self.queue = AsyncQueue(store)
         self.retry_delay_s = settings.async_retry_delay_s
         self._url_secret = secrets.token_bytes(32)
-        self._provisioning: set[asyncio.Task[None]] = set()
         for function in self.registry.functions.values():
             if function.reserved is not None:
                 self.limiter.set_reserved(function.arn, function.reserved)
+        self._provisioners: dict[tuple[str, str, str, str], asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        removed = await asyncio.to_thread(self.code.collect, self._extracted_in_use())
+        if removed:
+            log.info("removed %d unused extracted packages", removed)
         await self.manager.start()
         await self.pool.start()
         self.queue.start(self.deliver)
@@ -81,8 +85,18 @@ class LambdaCore(Service):
             for qualifier in function.provisioned:
                 self.provision(function, qualifier)
 
+    def _extracted_in_use(self) -> set[str]:
+        """Names of the extracted code and /opt trees some version still uses."""
+        keep: set[str] = set()
+        for function in self.registry.functions.values():
+            for version in function.versions.values():
+                keep.add(version.code)
+                if version.layers:
+                    keep.add(opt_key(version.layers))
+        return keep
+
     async def stop(self) -> None:
-        for task in list(self._provisioning):
+        for task in list(self._provisioners.values()):
             task.cancel()
         await self.queue.stop()
         await self.pool.stop()
@@ -103,6 +117,15 @@ class LambdaCore(Service):
         )
         if ref.qualifier and not qualified:
             raise invalid("Unsupported qualifier for this operation.")
+        if ref.account != ctx.account_id:
+            # cross-account access needs IAM and resource policies: refused until those exist
+            raise ServiceError(
+                "AccessDeniedException",
+                f"User: {ctx.principal.arn} is not authorized to perform: "
+                f"lambda:{ctx.operation} on resource: {ref.qualified_arn()} because no "
+                f"resource-based policy allows the lambda:{ctx.operation} action",
+                status=403,
+            )
         return ref
 
     def function_of(self, ref: FunctionRef) -> Function:
@@ -174,25 +197,56 @@ class LambdaCore(Service):
     # ------------------------------------------------------------------ provisioned concurrency
 
     def provision(self, function: Function, qualifier: str) -> None:
-        """Keep the configured number of sandboxes of the qualifier's version initialised."""
-        task = asyncio.create_task(self._provision(function, qualifier))
-        self._provisioning.add(task)
-        task.add_done_callback(self._provisioning.discard)
-
-    async def _provision(self, function: Function, qualifier: str) -> None:
+        """(Re)apply a qualifier's provisioned concurrency: one task per qualifier at a time."""
+        key = (*function.key, qualifier)
+        previous = self._provisioners.pop(key, None)
+        if previous is not None:
+            previous.cancel()
         config = function.provisioned.get(qualifier)
         if config is None:
             return
+        task = asyncio.create_task(self._provision(function, qualifier, config))
+        self._provisioners[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._provisioners.get(key) is done:
+                del self._provisioners[key]
+
+        task.add_done_callback(forget)
+
+    def unprovision(self, function: Function, qualifier: str, config: dict[str, Any]) -> None:
+        """A provisioned config went away: stop its task and drop the floor it set."""
+        task = self._provisioners.pop((*function.key, qualifier), None)
+        if task is not None:
+            task.cancel()
+        if config.get("_key"):
+            self.pool.set_floor(config["_key"], 0)
+
+    async def _provision(self, function: Function, qualifier: str, config: dict[str, Any]) -> None:
+        def current() -> bool:
+            return (
+                self.registry.function(function.key) is function
+                and function.provisioned.get(qualifier) is config
+            )
+
         ref = FunctionRef(function.account, function.region, function.name)
         try:
             version = self.version_of(function, ref, qualifier)
             await self.prepare(version)
+            if not current():
+                return
             spec = self.spec_for(function, version)
+            if config.get("_key") and config["_key"] != spec.key:
+                self.pool.set_floor(config["_key"], 0)  # the alias moved to another version
+            config["_key"] = spec.key
             wanted = int(config["RequestedProvisionedConcurrentExecutions"])
             self.pool.set_floor(spec.key, wanted)
-            counts = self.pool.counts(spec.key)
-            for _ in range(max(0, wanted - counts.idle - counts.busy)):
+            while sum(dataclasses.astuple(self.pool.counts(spec.key))) < wanted:
                 await self.pool.add_idle(spec)
+                if not current():
+                    return  # its floor is dropped by unprovision; keep-alive reaps the rest
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             log.warning(
                 "provisioned concurrency for %s:%s failed: %s", function.name, qualifier, exc
@@ -202,16 +256,11 @@ class LambdaCore(Service):
             return
         config["Status"] = "READY"
 
-    def provisioned_counts(self, function: Function, qualifier: str) -> int:
-        ref = FunctionRef(function.account, function.region, function.name)
-        try:
-            version = self.version_of(function, ref, qualifier)
-        except ServiceError:
+    def provisioned_counts(self, config: dict[str, Any]) -> int:
+        key = config.get("_key")
+        if not key:
             return 0
-        if version.spec is None:
-            return 0
-        counts = self.pool.counts(version.spec.key)
-        return counts.idle + counts.busy
+        return sum(dataclasses.astuple(self.pool.counts(key)))
 
     # ------------------------------------------------------------------ code downloads
 

@@ -54,9 +54,9 @@ class FunctionsApi(LambdaCore):
         version = Version(config=config, code=code.sha256_hex)
         self._set_layers(version, request.get("Layers") or [], layers)
         await self.prepare(version)
-        function = Function(ctx.account_id, ref.region, ref.name, versions={LATEST: version})
-        if ref.account != ctx.account_id:
-            function.account = ref.account
+        if self.registry.function(ref.key) is not None:  # created meanwhile
+            raise conflict(f"Function already exist: {ref.name}")
+        function = Function(ref.account, ref.region, ref.name, versions={LATEST: version})
         function.tags = dict(request.get("Tags") or {})
         self.registry.save(function)
         if request.get("Publish"):
@@ -107,7 +107,12 @@ class FunctionsApi(LambdaCore):
         function = self.function_of(ref)
         version = self.version_of(function, ref, ref.qualifier)
         result: Response = {
-            "Configuration": render(function, version, alias=self.alias_name(function, ref)),
+            "Configuration": render(
+                function,
+                version,
+                qualified=ref.qualifier is not None,
+                alias=self.alias_name(function, ref),
+            ),
             "Code": {
                 "RepositoryType": "S3",
                 "Location": self.code_url(ctx.endpoint_url, version.code),
@@ -124,7 +129,12 @@ class FunctionsApi(LambdaCore):
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
         version = self.version_of(function, ref, ref.qualifier)
-        return render(function, version, alias=self.alias_name(function, ref))
+        return render(
+            function,
+            version,
+            qualified=ref.qualifier is not None,
+            alias=self.alias_name(function, ref),
+        )
 
     @operation("ListFunctions")
     def list_functions(self, ctx: RequestContext, request: Request) -> Response:
@@ -150,7 +160,8 @@ class FunctionsApi(LambdaCore):
         function = self.function_of(ref)
         entries = [render(function, function.latest, qualified=True, listing=True)]
         entries.extend(render(function, v, listing=True) for v in function.published())
-        page, marker = paginate(entries, request.get("Marker"), request.get("MaxItems"))
+        max_items = min(request.get("MaxItems") or MAX_FUNCTIONS_PAGE, MAX_FUNCTIONS_PAGE)
+        page, marker = paginate(entries, request.get("Marker"), max_items)
         result: Response = {"Versions": page}
         if marker:
             result["NextMarker"] = marker
@@ -158,7 +169,7 @@ class FunctionsApi(LambdaCore):
 
     @operation("GetAccountSettings")
     def get_account_settings(self, ctx: RequestContext, request: Request) -> Response:
-        functions = [f for f in self.registry.functions.values() if f.account == ctx.account_id]
+        functions = self.registry.in_region(ctx.account_id, ctx.region)
         total = sum(v.config.get("CodeSize", 0) for f in functions for v in f.versions.values())
         return {
             "AccountLimit": {
@@ -166,7 +177,9 @@ class FunctionsApi(LambdaCore):
                 "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
                 "CodeSizeZipped": MAX_ZIPPED_BYTES,
                 "ConcurrentExecutions": self.limiter.account_limit,
-                "UnreservedConcurrentExecutions": self.limiter.unreserved_limit,
+                "UnreservedConcurrentExecutions": self.limiter.unreserved_limit(
+                    ctx.region, ctx.account_id
+                ),
             },
             "AccountUsage": {"TotalCodeSize": total, "FunctionCount": len(functions)},
         }
@@ -186,13 +199,12 @@ class FunctionsApi(LambdaCore):
         updated.layers = list(latest.layers)
         apply_settings(updated.config, request)
         if "Layers" in request:
-            infos = self._layers(request["Layers"] or [])
-            check_unzipped_total(
-                [self.code.info(latest.code).unzipped_size, *(i.unzipped_size for i in infos)]
-            )
+            infos = await asyncio.to_thread(self._layers, request["Layers"] or [])
+            own = await asyncio.to_thread(self.code.info, latest.code)
+            check_unzipped_total([own.unzipped_size, *(i.unzipped_size for i in infos)])
             self._set_layers(updated, request["Layers"] or [], infos)
             await self.prepare(updated)
-        return await self._replace_latest(function, updated)
+        return await self._replace_latest(function, latest, updated)
 
     @operation("UpdateFunctionCode")
     async def update_function_code(self, ctx: RequestContext, request: Request) -> Response:
@@ -202,8 +214,8 @@ class FunctionsApi(LambdaCore):
         check_revision(request.get("RevisionId"), latest.config["RevisionId"])
         check_settings({"Architectures": request.get("Architectures")})
         code = await self._ingest(request)
-        layer_sizes = [self.code.info(h).unzipped_size for h in latest.layers]
-        check_unzipped_total([code.unzipped_size, *layer_sizes])
+        layer_infos = [await asyncio.to_thread(self.code.info, h) for h in latest.layers]
+        check_unzipped_total([code.unzipped_size, *(i.unzipped_size for i in layer_infos)])
         updated = Version(config=copy.deepcopy(latest.config), code=code.sha256_hex)
         updated.layers = list(latest.layers)
         updated.config.update(CodeSha256=code.sha256_b64, CodeSize=code.size)
@@ -212,20 +224,28 @@ class FunctionsApi(LambdaCore):
         if request.get("DryRun"):
             return render(function, updated)
         await self.prepare(updated)
-        result = await self._replace_latest(function, updated)
+        result = await self._replace_latest(function, latest, updated)
         if request.get("Publish"):
             version = self._publish(function, description=None)
             self.registry.save(function)
             return render(function, version)
         return result
 
-    async def _replace_latest(self, function: Function, updated: Version) -> Response:
+    async def _replace_latest(
+        self, function: Function, seen: Version, updated: Version
+    ) -> Response:
+        """Install `updated` as $LATEST, unless $LATEST changed (or the function went) while
+        this update waited for its package: then the caller must retry on the new state."""
+        if self.registry.function(function.key) is not function or function.latest is not seen:
+            raise conflict(
+                "The operation cannot be performed at this time. An update is in progress for "
+                f"resource: {function.arn}"
+            )
         updated.config["LastModified"] = timestamp()
         updated.config["RevisionId"] = new_revision()
-        old = function.latest
         function.versions[LATEST] = updated
         self.registry.save(function)
-        await self.retire(old)
+        await self.retire(seen)
         return render(function, updated)
 
     # ------------------------------------------------------------------ versions
@@ -260,6 +280,8 @@ class FunctionsApi(LambdaCore):
             config["Description"] = description
         version = Version(config=config, code=latest.code, layers=list(latest.layers))
         function.versions[number] = version
+        # publishing changes $LATEST's revision too; its sandboxes stay (same code and settings)
+        latest.config["RevisionId"] = new_revision()
         return version
 
     # ------------------------------------------------------------------ delete
@@ -271,6 +293,8 @@ class FunctionsApi(LambdaCore):
         if ref.qualifier is None:
             self.registry.delete(function)
             self.limiter.set_reserved(function.arn, None)
+            for qualifier, config in function.provisioned.items():
+                self.unprovision(function, qualifier, config)
             for version in function.versions.values():
                 await self.retire(version)
             return {"StatusCode": 204}
@@ -290,7 +314,9 @@ class FunctionsApi(LambdaCore):
                 f"[{', '.join(using)}]"
             )
         del function.versions[ref.qualifier]
-        function.provisioned.pop(ref.qualifier, None)
+        provisioned = function.provisioned.pop(ref.qualifier, None)
+        if provisioned is not None:
+            self.unprovision(function, ref.qualifier, provisioned)
         function.event_invoke.pop(ref.qualifier, None)
         function.policies.pop(ref.qualifier, None)
         self.registry.save(function)

@@ -36,6 +36,8 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_CLIENT_CONTEXT = 3583
 STREAM_CHUNK = 64 * 1024
 THROTTLE_RETRY_S = 1.0
+MAX_THROTTLE_RETRY_S = 60.0
+MAX_STREAM_RESPONSE = 20 * 1024 * 1024
 
 
 class InvokeApi(LambdaCore):
@@ -95,6 +97,7 @@ class InvokeApi(LambdaCore):
             ref,
             payload,
             client_context=_client_context(request.get("ClientContext")),
+            response_limit=MAX_STREAM_RESPONSE,
         )
         tail = outcome.tail() if request.get("LogType") == "Tail" else None
         return {
@@ -138,6 +141,7 @@ class InvokeApi(LambdaCore):
         payload: bytes,
         *,
         client_context: str | None = None,
+        response_limit: int = MAX_SYNC_RESPONSE,
     ) -> Outcome:
         spec = version.spec
         if spec is None:
@@ -166,12 +170,12 @@ class InvokeApi(LambdaCore):
                 fields={"Reason": outcome.reason},
                 headers={"Retry-After": "1"},
             )
-        if len(outcome.result.payload) > MAX_SYNC_RESPONSE:
+        if len(outcome.result.payload) > response_limit:
             outcome.result.error_type = "Function.ResponseSizeTooLarge"
             outcome.result.payload = orjson.dumps(
                 {
                     "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                    f"({MAX_SYNC_RESPONSE} bytes).",
+                    f"({response_limit} bytes).",
                     "errorType": "Function.ResponseSizeTooLarge",
                 }
             )
@@ -225,7 +229,14 @@ class InvokeApi(LambdaCore):
             outcome = await self._run(event.id, function, version, ref, event.payload)
         except ServiceError as error:
             if error.code == "TooManyRequestsException":
-                return Reschedule(at=now + THROTTLE_RETRY_S, attempts=event.attempts)
+                # throttled events wait, backing off up to a minute, without using an attempt
+                throttles = int(event.context.get("throttles", 0)) + 1
+                delay = min(MAX_THROTTLE_RETRY_S, THROTTLE_RETRY_S * 2 ** min(throttles - 1, 6))
+                return Reschedule(
+                    at=now + delay,
+                    attempts=event.attempts,
+                    context={**event.context, "throttles": throttles},
+                )
             raise
         attempts = event.attempts + 1
         if outcome.result.ok:
@@ -239,17 +250,19 @@ class InvokeApi(LambdaCore):
                 ran=(outcome, executed),
             )
             return None
+        condition = "RetriesExhausted"
         if attempts <= max_retries:
             delay = self.retry_delay_s * (2 ** (attempts - 1))
             if time.time() + delay - event.received_at <= max_age:
                 return Reschedule(at=time.time() + delay, attempts=attempts)
+            condition = "EventAgeExceeded"  # retries were left, but not the time for one
         event.attempts = attempts
         await self._destination(
             function,
             ref,
             event,
             settings=settings,
-            condition="RetriesExhausted",
+            condition=condition,
             ran=(outcome, executed),
         )
         return None

@@ -112,11 +112,14 @@ class ResourcesApi(LambdaCore):
                 f"Requested Provisioned Concurrency ({requested}) should not be greater than the "
                 f"function's concurrency limit ({limit})."
             )
-        config = {
+        config: dict[str, Any] = {
             "RequestedProvisionedConcurrentExecutions": requested,
             "Status": "IN_PROGRESS",
             "LastModified": timestamp(),
         }
+        previous = function.provisioned.get(qualifier)
+        if previous is not None and previous.get("_key"):
+            config["_key"] = previous["_key"]  # the new task moves or resizes that floor
         function.provisioned[qualifier] = config
         self.registry.save(function)
         self.provision(function, qualifier)
@@ -137,12 +140,11 @@ class ResourcesApi(LambdaCore):
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
         qualifier = ref.qualifier or LATEST
-        if function.provisioned.pop(qualifier, None) is None:
+        config = function.provisioned.pop(qualifier, None)
+        if config is None:
             raise _no_provisioned()
         self.registry.save(function)
-        version = self.version_of(function, ref, qualifier)
-        if version.spec is not None:
-            self.pool.set_floor(version.spec.key, 0)
+        self.unprovision(function, qualifier, config)
         return {}
 
     @operation("ListProvisionedConcurrencyConfigs")
@@ -164,7 +166,7 @@ class ResourcesApi(LambdaCore):
     def _provisioned(self, function: Function, qualifier: str) -> dict[str, Any]:
         config = function.provisioned[qualifier]
         requested = config["RequestedProvisionedConcurrentExecutions"]
-        allocated = min(requested, self.provisioned_counts(function, qualifier))
+        allocated = min(requested, self.provisioned_counts(config))
         status = config.get("Status", "IN_PROGRESS")
         if status == "READY" and allocated < requested:
             status = "IN_PROGRESS"
@@ -193,6 +195,7 @@ class ResourcesApi(LambdaCore):
     @operation("PutFunctionEventInvokeConfig")
     def put_function_event_invoke_config(self, ctx: RequestContext, request: Request) -> Response:
         function, ref, qualifier = self._event_invoke_target(ctx, request)
+        self._check_destinations(function, request)
         config = _event_invoke_settings(request, {})
         function.event_invoke[qualifier] = config
         self.registry.save(function)
@@ -203,6 +206,7 @@ class ResourcesApi(LambdaCore):
         self, ctx: RequestContext, request: Request
     ) -> Response:
         function, ref, qualifier = self._event_invoke_target(ctx, request)
+        self._check_destinations(function, request)
         config = _event_invoke_settings(request, function.event_invoke.get(qualifier, {}))
         function.event_invoke[qualifier] = config
         self.registry.save(function)
@@ -238,6 +242,23 @@ class ResourcesApi(LambdaCore):
         if marker:
             result["NextMarker"] = marker
         return result
+
+    def _check_destinations(self, function: Function, request: Request) -> None:
+        """Settings must say something; a function destination must exist and not be itself."""
+        members = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+        if not any(member in request for member in members):
+            raise invalid("You must specify at least one of error handling or destination setting.")
+        for kind in ("OnSuccess", "OnFailure"):
+            target = ((request.get("DestinationConfig") or {}).get(kind) or {}).get("Destination")
+            if not target or ":function:" not in target:
+                continue
+            if not _DESTINATION.match(target):
+                raise invalid(f"The destination ARN {target} is invalid.")
+            destination = parse_function(target, function.account, function.region)
+            if destination.key == function.key:
+                raise invalid("You can't specify the function as a destination for itself.")
+            if self.registry.function(destination.key) is None:
+                raise invalid(f"The destination ARN {target} is invalid.")
 
     # ------------------------------------------------------------------ resource policy
 
@@ -322,10 +343,14 @@ def _event_invoke_settings(request: Request, current: dict[str, Any]) -> dict[st
 
 def _event_invoke(ref: FunctionRef, qualifier: str, config: dict[str, Any]) -> dict[str, Any]:
     destinations = config.get("DestinationConfig") or {}
+    settings = {
+        member: config[member]
+        for member in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds")
+        if member in config
+    }
     return {
         "FunctionArn": ref.qualified_arn(qualifier),
-        "MaximumRetryAttempts": config.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS),
-        "MaximumEventAgeInSeconds": config.get("MaximumEventAgeInSeconds", DEFAULT_EVENT_AGE_S),
+        **settings,
         "DestinationConfig": {
             "OnSuccess": destinations.get("OnSuccess") or {},
             "OnFailure": destinations.get("OnFailure") or {},
