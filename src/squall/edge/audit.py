@@ -121,8 +121,9 @@ class AuditLog:
         return {
             "eventVersion": EVENT_VERSION,
             "userIdentity": user_identity(principal),
-            "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "_epoch": time.time(),  # the event's own time for the row; not part of the record
+            # eventTime and eventID are filled in by the writer thread, off the request path
+            "eventTime": None,
+            "_epoch": time.time(),
             "eventSource": event_source,
             "eventName": event_name,
             "awsRegion": region,
@@ -131,7 +132,7 @@ class AuditLog:
             "requestParameters": None,
             "responseElements": None,
             "requestID": request_id,
-            "eventID": str(uuid.uuid4()),
+            "eventID": None,
             "readOnly": read_only,
             "eventType": "AwsApiCall",
             "managementEvent": True,
@@ -174,6 +175,12 @@ class AuditLog:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         conn = self._connection()
+        for event in batch:
+            epoch = event.get("_epoch") or time.time()
+            event["eventTime"] = event["eventTime"] or datetime.fromtimestamp(epoch, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            event["eventID"] = event["eventID"] or str(uuid.uuid4())
         rows = [
             (
                 event["eventID"],

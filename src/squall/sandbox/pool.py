@@ -7,10 +7,12 @@ sandboxes are reclaimed after `keep_alive_s`, and when the memory the sandboxes 
 engine's business; this pool only exposes what it needs: acquire, release, create, destroy,
 retire, floors and counts.
 
-A version whose code or configuration changed is *retired*: its idle sandboxes go at once and
-its busy ones when they are released, so no new invocation ever sees the old code. A *floor*
-(provisioned concurrency) keeps that many sandboxes of a version alive through keep-alive
-expiry and budget eviction.
+A version whose code or configuration changed is *retired*: its idle sandboxes go at once, and
+its busy ones, as well as those still starting, when they are released (or, for provisioned
+ones, as soon as they are up), so no new invocation ever sees the old code. The retired mark
+of a version lasts only while some sandbox of it is busy or starting. A *floor* (provisioned
+concurrency) keeps that many sandboxes of a version alive through keep-alive expiry and budget
+eviction; retiring a version drops its floor.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PoolCounts:
     idle: int
-    busy: int
+    busy: int  # serving an invocation, or still starting (a cold start or a provisioned one)
 
 
 class SandboxPool:
@@ -51,7 +53,10 @@ class SandboxPool:
         # per version: idle sandboxes, least recently used first
         self._idle: dict[str, OrderedDict[str, Sandbox]] = {}
         self._busy: dict[str, dict[str, Sandbox]] = {}
+        # versions retired while some of their sandboxes were busy or starting
         self._retired: set[str] = set()
+        # per version: sandboxes being created (not yet busy nor idle)
+        self._starting: dict[str, int] = {}
         self._floors: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -68,15 +73,20 @@ class SandboxPool:
 
     async def acquire(self, spec: FunctionSpec) -> tuple[Sandbox, bool]:
         """A sandbox for `spec` and whether it was a cold start."""
-        idle = self._idle.get(spec.key)
-        while idle:
+        # re-read after every await: the version may have been drained or refilled meanwhile
+        while idle := self._idle.get(spec.key):
             _, sandbox = idle.popitem(last=True)
             if not sandbox.dead:
                 self._busy.setdefault(spec.key, {})[sandbox.id] = sandbox
                 return sandbox, False
             await sandbox.destroy()
-        sandbox = await self.create(spec)
-        self._busy.setdefault(spec.key, {})[sandbox.id] = sandbox
+        self._begin_start(spec.key)
+        try:
+            sandbox = await self.create(spec)
+            # busy before it stops counting as starting: a retire meanwhile holds until release
+            self._busy.setdefault(spec.key, {})[sandbox.id] = sandbox
+        finally:
+            self._end_start(spec.key)
         return sandbox, True
 
     async def create(self, spec: FunctionSpec) -> Sandbox:
@@ -84,12 +94,9 @@ class SandboxPool:
 
     async def release(self, sandbox: Sandbox) -> None:
         key = sandbox.spec.key
-        busy = self._busy.get(key, {})
-        busy.pop(sandbox.id, None)
+        self._forget_busy(key, sandbox)
         if key in self._retired:
-            if not busy:
-                self._retired.discard(key)
-                self._busy.pop(key, None)
+            self._settle_retired(key)
             await sandbox.destroy()
             return
         if sandbox.dead:
@@ -100,34 +107,44 @@ class SandboxPool:
 
     async def destroy(self, sandbox: Sandbox) -> None:
         key = sandbox.spec.key
-        self._busy.get(key, {}).pop(sandbox.id, None)
+        self._forget_busy(key, sandbox)
+        self._settle_retired(key)
         self._idle.get(key, OrderedDict()).pop(sandbox.id, None)
         await sandbox.destroy()
 
     async def drain(self, key: str) -> None:
         """Destroy the idle sandboxes of a version (its code or configuration changed)."""
         idle = self._idle.pop(key, OrderedDict())
-        for sandbox in idle.values():
-            await sandbox.destroy()
+        # a reap may hold this same dict and pop from it while a destroy is awaited: iterate a
+        # snapshot, and destroy only what this drain took out itself
+        for sandbox in list(idle.values()):
+            if idle.pop(sandbox.id, None) is sandbox:
+                await sandbox.destroy()
 
     async def retire(self, key: str) -> None:
         """The version's code or configuration changed: no sandbox of `key` serves again."""
         self._floors.pop(key, None)
-        if self._busy.get(key):
+        if self._busy.get(key) or self._starting.get(key):
             self._retired.add(key)
         await self.drain(key)
 
     def set_floor(self, key: str, count: int) -> None:
-        """Keep at least `count` sandboxes of `key` through keep-alive and eviction (0: none)."""
-        if count > 0:
+        """Keep at least `count` sandboxes of `key` through keep-alive and eviction (0: none);
+        not for a version that is retired."""
+        if count > 0 and key not in self._retired:
             self._floors[key] = count
         else:
             self._floors.pop(key, None)
 
     async def add_idle(self, spec: FunctionSpec) -> Sandbox:
         """Start a sandbox ahead of need (provisioned concurrency) and park it idle."""
-        sandbox = await self.create(spec)
-        if spec.key in self._retired:
+        self._begin_start(spec.key)
+        try:
+            sandbox = await self.create(spec)
+            retired = spec.key in self._retired  # retired while it started
+        finally:
+            self._end_start(spec.key)
+        if retired:
             await sandbox.destroy()
             return sandbox
         sandbox.last_used = time.monotonic()
@@ -135,7 +152,32 @@ class SandboxPool:
         return sandbox
 
     def counts(self, key: str) -> PoolCounts:
-        return PoolCounts(len(self._idle.get(key, ())), len(self._busy.get(key, ())))
+        """Idle sandboxes of `key`, and busy ones (starting ones included)."""
+        busy = len(self._busy.get(key, ())) + self._starting.get(key, 0)
+        return PoolCounts(len(self._idle.get(key, ())), busy)
+
+    def _begin_start(self, key: str) -> None:
+        self._starting[key] = self._starting.get(key, 0) + 1
+
+    def _end_start(self, key: str) -> None:
+        left = self._starting.get(key, 0) - 1
+        if left > 0:
+            self._starting[key] = left
+        else:
+            self._starting.pop(key, None)
+        self._settle_retired(key)
+
+    def _forget_busy(self, key: str, sandbox: Sandbox) -> None:
+        busy = self._busy.get(key)
+        if busy is not None:
+            busy.pop(sandbox.id, None)
+            if not busy:
+                del self._busy[key]
+
+    def _settle_retired(self, key: str) -> None:
+        """Drop the retired mark once nothing of `key` is busy or starting any more."""
+        if key in self._retired and not self._busy.get(key) and not self._starting.get(key):
+            self._retired.discard(key)
 
     async def reap(self) -> int:
         """One pass of keep-alive expiry and budget eviction; returns how many went."""

@@ -163,6 +163,12 @@ class Sandbox:
                 f"RequestId: {request_id} Error: {exit_message(status)}",
                 peak_mb,
             )
+        except asyncio.CancelledError:
+            # the reply (if any) is still on its way: the sandbox can never serve again, or the
+            # next invocation would read this one's answer. The pool destroys it on release.
+            self.dead = True
+            self._signal_kill()
+            raise
         finally:
             self.busy = False
         self.invocations += 1
