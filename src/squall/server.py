@@ -19,7 +19,9 @@ from squall.edge.auth import Authenticator
 from squall.edge.router import Router
 from squall.services.awslambda.service import LambdaService
 from squall.services.base import Service
+from squall.services.cloudwatch.service import CloudWatchService
 from squall.services.iam.keys import AccessKeys
+from squall.services.logs.service import LogsService
 from squall.services.sts import StsService
 from squall.store import BlobStore, Store, open_store
 
@@ -27,7 +29,9 @@ log = logging.getLogger("squall.server")
 
 
 def build_services(settings: Settings, store: Store, blobs: BlobStore) -> list[Service]:
-    return [StsService(), LambdaService(settings, store, blobs)]
+    logs = LogsService(settings, store)
+    metrics = CloudWatchService(settings, store)
+    return [StsService(), logs, metrics, LambdaService(settings, store, blobs)]
 
 
 def build_app(settings: Settings, services: list[Service] | None = None) -> EdgeApp:

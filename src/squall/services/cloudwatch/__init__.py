@@ -1,0 +1,1 @@
+"""CloudWatch metrics (`monitoring`: smithy-rpc-v2-cbor, JSON and query)."""

@@ -1,0 +1,1 @@
+"""CloudWatch Logs (`logs`, JSON 1.1)."""
