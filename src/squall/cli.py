@@ -105,6 +105,44 @@ def server(
 
 
 @main.command()
+@click.argument("function")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--since", default="10m", show_default=True, help="10m, 2h, 1d or an ISO time.")
+@click.option("--filter", "pattern", default=None, help="A CloudWatch Logs filter pattern.")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="squall's URL.")
+@click.option("--region", envvar="AWS_DEFAULT_REGION", default=None)
+def logs(
+    function: str,
+    follow: bool,
+    since: str,
+    pattern: str | None,
+    endpoint_url: str | None,
+    region: str | None,
+) -> None:
+    """Print a function's log events (FUNCTION: a name, an ARN or a log group)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from squall import tail
+
+    try:
+        start = tail.parse_since(since)
+        group = tail.log_group_of(function, tail.client("lambda", endpoint_url, region))
+        client = tail.client("logs", endpoint_url, region)
+        for event in tail.events(client, group, start, pattern, follow=follow):
+            line, colour = tail.format_event(event)
+            click.echo(click.style(line, fg=colour) if colour else line)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    except ClientError as exc:
+        error = exc.response["Error"]
+        raise click.ClickException(f"{error['Code']}: {error['Message']}") from None
+    except BotoCoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
 def version() -> None:
     """Print squall's version."""
     click.echo(f"squall {__version__}")

@@ -574,3 +574,55 @@ def test_aws_cli_invoke_writes_the_answer_to_the_outfile(
     assert printed["ExecutedVersion"] == "$LATEST"
     assert "FunctionError" not in printed
     assert json.loads(outfile.read_text()) == {"got": {"a": 1}}
+
+
+# --------------------------------------------------------------------------- JSON log format
+
+JSON_LOGGING_SOURCE = """
+import logging
+
+logger = logging.getLogger()
+
+def handler(event, context):
+    logger.debug("debugging %s", event["n"])
+    logger.info("hello %s", event["n"])
+    return "ok"
+"""
+
+
+def test_json_log_format_gives_json_records_and_platform_records(lam: Any) -> None:
+    name = create(
+        lam,
+        JSON_LOGGING_SOURCE,
+        name=unique("jsonlogs"),
+        LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "INFO"},
+    )["FunctionName"]
+    config = lam.get_function_configuration(FunctionName=name)["LoggingConfig"]
+    assert config["LogFormat"] == "JSON"
+    assert config["SystemLogLevel"] == "INFO"
+    response = lam.invoke(FunctionName=name, Payload=b'{"n": 7}', LogType="Tail")
+    records = [json.loads(line) for line in tail_of(response).splitlines() if line]
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert records[0]["type"] == "platform.start"
+    assert records[0]["record"] == {"requestId": request_id, "version": "$LATEST"}
+    application = [r for r in records if "level" in r]
+    assert [(r["level"], r["message"]) for r in application] == [("INFO", "hello 7")]
+    assert application[0]["requestId"] == request_id
+    report = records[-1]
+    assert report["type"] == "platform.report"
+    assert report["record"]["status"] == "success"
+    assert report["record"]["metrics"]["memorySizeMB"] == 128
+    assert "initDurationMs" in report["record"]["metrics"]
+
+
+def test_system_log_level_warn_hides_platform_records(lam: Any) -> None:
+    name = create(
+        lam,
+        JSON_LOGGING_SOURCE,
+        name=unique("jsonquiet"),
+        LoggingConfig={"LogFormat": "JSON", "SystemLogLevel": "WARN"},
+    )["FunctionName"]
+    response = lam.invoke(FunctionName=name, Payload=b'{"n": 1}', LogType="Tail")
+    records = [json.loads(line) for line in tail_of(response).splitlines() if line]
+    assert records
+    assert not [r for r in records if r.get("type", "").startswith("platform.")]

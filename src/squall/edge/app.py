@@ -142,6 +142,10 @@ class EdgeApp:
         """Serve one request (already read) and return the response."""
         if request.raw_path.startswith("/_squall/"):
             return await self._internal(request)
+        if request.raw_path == "/metrics" and _unsigned(request):
+            # Prometheus scrapes the bare path; an S3 bucket named "metrics" is always signed
+            request.raw_path = "/_squall/cloudwatch/metrics"
+            return await self._internal(request)
         request_id = str(uuid.uuid4())
         signature: SignatureInfo | None = None
         signature_error: SigV4Error | None = None
@@ -336,6 +340,10 @@ def _decode_chunked_body(request: HttpRequest, identity: Identity | None) -> Non
     request.headers["content-length"] = str(len(body))
     for name, value in decoder.trailers.items():
         request.headers[name] = value
+
+
+def _unsigned(request: HttpRequest) -> bool:
+    return "authorization" not in request.headers and request.query_value("X-Amz-Signature") is None
 
 
 def _request_from_scope(scope: Scope) -> HttpRequest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ class Outcome:
     result: InvokeResult
     cold: bool
     lines: list[str] = field(default_factory=list)
+    concurrent: int = 1  # invocations of the function running when this one started
 
     @property
     def function_error(self) -> str | None:
@@ -75,10 +77,13 @@ class Invoker:
         throttled = self.limiter.try_acquire(call.function)
         if throttled is not None:
             return throttled
+        concurrent = self.limiter.in_flight(call.function)
         try:
-            return await self._run(call)
+            outcome = await self._run(call)
         finally:
             self.limiter.release(call.function)
+        outcome.concurrent = concurrent
+        return outcome
 
     async def _run(self, call: Invocation) -> Outcome:
         spec = call.spec
@@ -99,12 +104,15 @@ class Invoker:
             await self.pool.release(sandbox)
         if cold:
             result.init_duration_ms = sandbox.init_duration_ms
-        lines = [f"START RequestId: {call.request_id} Version: {spec.version}"]
-        lines.extend(result.logs)
-        if not result.ok and result.error_type and _is_platform_error(result.error_type):
-            lines.append(_platform_error_line(result))
-        lines.append(f"END RequestId: {call.request_id}")
-        lines.append(report_line(spec, result))
+        if spec.log_format.upper() == "JSON":
+            lines = json_platform_lines(spec, result)
+        else:
+            lines = [f"START RequestId: {call.request_id} Version: {spec.version}"]
+            lines.extend(result.logs)
+            if not result.ok and result.error_type and _is_platform_error(result.error_type):
+                lines.append(_platform_error_line(result))
+            lines.append(f"END RequestId: {call.request_id}")
+            lines.append(report_line(spec, result))
         self._ship(spec, sandbox.log_stream, lines)
         return Outcome(result, cold, lines)
 
@@ -145,6 +153,46 @@ def report_line(spec: FunctionSpec, result: InvokeResult) -> str:
     if result.error_type == "Sandbox.Timedout":
         fields.append("Status: timeout")
     return "\t".join(fields)
+
+
+_QUIET_SYSTEM_LEVELS = ("WARN", "ERROR", "FATAL")
+
+
+def json_platform_lines(spec: FunctionSpec, result: InvokeResult) -> list[str]:
+    """An invocation's lines in the JSON log format: the runtime's own (JSON) lines between
+    `platform.start` and `platform.report` records, which SystemLogLevel WARN and above hide."""
+    records = (spec.system_log_level or "INFO").upper() not in _QUIET_SYSTEM_LEVELS
+    lines: list[str] = []
+    now = time.time()
+    if records:
+        lines.append(
+            _platform(
+                now, "platform.start", {"requestId": result.request_id, "version": spec.version}
+            )
+        )
+    lines.extend(result.logs)
+    if records:
+        metrics = {
+            "durationMs": round(result.duration_ms, 3),
+            "billedDurationMs": max(1, math.ceil(result.duration_ms)),
+            "memorySizeMB": spec.memory_mb,
+            "maxMemoryUsedMB": result.max_memory_mb,
+        }
+        if result.init_duration_ms is not None:
+            metrics["initDurationMs"] = round(result.init_duration_ms, 3)
+        status = "success"
+        if result.error_type == "Sandbox.Timedout":
+            status = "timeout"
+        elif not result.ok:
+            status = "error"
+        record = {"requestId": result.request_id, "metrics": metrics, "status": status}
+        lines.append(_platform(now, "platform.report", record))
+    return lines
+
+
+def _platform(at: float, kind: str, record: dict[str, object]) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+    return orjson.dumps({"time": stamp, "type": kind, "record": record}).decode()
 
 
 def _is_platform_error(error_type: str) -> bool:

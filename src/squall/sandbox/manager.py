@@ -406,6 +406,10 @@ class SandboxManager:
             "_HANDLER": spec.handler,
             "SQUALL_PYTHON_VERSION": interpreter.version,
         }
+        if spec.log_format.upper() == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            if spec.application_log_level:
+                env["AWS_LAMBDA_LOG_LEVEL"] = spec.application_log_level
         env.update(spec.environment)
         return env
 

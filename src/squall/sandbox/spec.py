@@ -26,6 +26,9 @@ class FunctionSpec:
     log_group: str = ""
     # changes whenever $LATEST's code or configuration does: old sandboxes are never reused
     revision: str = ""
+    log_format: str = "Text"  # LoggingConfig.LogFormat: "Text" or "JSON"
+    application_log_level: str | None = None  # JSON format only: the runtime's level
+    system_log_level: str | None = None  # JSON format only: which platform records appear
 
     @property
     def key(self) -> str:

@@ -197,6 +197,9 @@ def render_detail(
         )
     config["FunctionName"] = function.name
     logging_config = {"LogFormat": "Text", **(config.get("LoggingConfig") or {})}
+    if logging_config["LogFormat"] == "JSON":
+        logging_config.setdefault("ApplicationLogLevel", "INFO")
+        logging_config.setdefault("SystemLogLevel", "INFO")
     logging_config.setdefault("LogGroup", log_group(config, function.name))
     config["LoggingConfig"] = logging_config
     config["State"] = "Active"

@@ -19,7 +19,7 @@ from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
 from squall.engine.async_queue import AsyncQueue, QueuedEvent, Reschedule
 from squall.engine.concurrency import ConcurrencyLimiter
-from squall.engine.invoker import Invoker, LogSink
+from squall.engine.invoker import Invoker
 from squall.sandbox.manager import SandboxManager
 from squall.sandbox.pool import SandboxPool
 from squall.sandbox.spec import FunctionSpec
@@ -32,6 +32,7 @@ from .configuration import log_group
 from .errors import invalid, not_found
 from .names import LATEST, FunctionRef, parse_function
 from .registry import Function, Registry, Version
+from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class LambdaCore(Service):
         blobs: BlobStore,
         *,
         manager: SandboxManager | None = None,
-        log_sink: LogSink | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.registry = Registry(store)
@@ -63,7 +64,8 @@ class LambdaCore(Service):
         )
         self.pool = SandboxPool(self.manager, keep_alive_s=settings.keep_alive_s)
         self.limiter = ConcurrencyLimiter(settings.concurrency_limit)
-        self.invoker = Invoker(self.pool, self.limiter, log_sink)
+        self.telemetry = telemetry or Telemetry()
+        self.invoker = Invoker(self.pool, self.limiter, self.telemetry.function_logs)
         self.queue = AsyncQueue(store)
         self.retry_delay_s = settings.async_retry_delay_s
         self._url_secret = secrets.token_bytes(32)
@@ -162,6 +164,7 @@ class LambdaCore(Service):
             environment["AWS_ACCESS_KEY_ID"] = DEFAULT_ACCESS_KEY_ID
             environment["AWS_SECRET_ACCESS_KEY"] = DEFAULT_SECRET_ACCESS_KEY
         opt = self.code.opt_dir(version.layers)
+        logging_config = config.get("LoggingConfig") or {}
         spec = FunctionSpec(
             name=function.name,
             version=version.number,
@@ -177,6 +180,9 @@ class LambdaCore(Service):
             region=function.region,
             log_group=log_group(config, function.name),
             revision=config["RevisionId"],
+            log_format=logging_config.get("LogFormat") or "Text",
+            application_log_level=logging_config.get("ApplicationLogLevel") or "INFO",
+            system_log_level=logging_config.get("SystemLogLevel"),
         )
         version.spec = spec
         return spec

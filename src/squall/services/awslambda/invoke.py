@@ -163,6 +163,7 @@ class InvokeApi(LambdaCore):
                 "ServiceException", f"squall could not start a sandbox: {exc}", status=500
             ) from None
         if isinstance(outcome, Throttled):
+            self.telemetry.throttle(function.arn, function.name, ref.qualifier)
             raise ServiceError(
                 "TooManyRequestsException",
                 "Rate Exceeded.",
@@ -170,6 +171,15 @@ class InvokeApi(LambdaCore):
                 fields={"Reason": outcome.reason},
                 headers={"Retry-After": "1"},
             )
+        self.telemetry.invocation(
+            function.arn,
+            function.name,
+            ref.qualifier,
+            version.number,
+            duration_ms=outcome.result.duration_ms,
+            error=not outcome.result.ok,
+            concurrent=outcome.concurrent,
+        )
         if len(outcome.result.payload) > response_limit:
             outcome.result.error_type = "Function.ResponseSizeTooLarge"
             outcome.result.payload = orjson.dumps(
@@ -220,6 +230,13 @@ class InvokeApi(LambdaCore):
         max_age = settings.get("MaximumEventAgeInSeconds", DEFAULT_EVENT_AGE_S)
         max_retries = settings.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)
         now = time.time()
+        self.telemetry.count(
+            function.arn,
+            function.name,
+            "AsyncEventAge",
+            (now - event.received_at) * 1000,
+            "Milliseconds",
+        )
         if now - event.received_at > max_age:
             await self._destination(
                 function, ref, event, settings=settings, condition="EventAgeExceeded", ran=None
@@ -284,6 +301,7 @@ class InvokeApi(LambdaCore):
         if target is None and kind == "OnFailure":
             dead_letter = (function.latest.config.get("DeadLetterConfig") or {}).get("TargetArn")
             if dead_letter:
+                self.telemetry.count(function.arn, function.name, "DeadLetterErrors", 1)
                 log.warning(
                     "async event %s for %s failed (%s); its dead-letter target %s is an SQS "
                     "queue or SNS topic, which squall does not provide yet",
@@ -303,6 +321,7 @@ class InvokeApi(LambdaCore):
         destination = parse_function(target, function.account, function.region)
         target_function = self.registry.function(destination.key)
         if ":function:" not in target or target_function is None:
+            self.telemetry.count(function.arn, function.name, "DestinationDeliveryFailures", 1)
             log.warning(
                 "async event %s for %s: destination %s is not a function squall has; "
                 "SQS, SNS and EventBridge destinations arrive with those services",
