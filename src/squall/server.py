@@ -18,6 +18,7 @@ from squall.edge.audit import AuditLog
 from squall.edge.auth import Authenticator
 from squall.edge.router import Router
 from squall.services.awslambda.service import LambdaService
+from squall.services.awslambda.telemetry import Telemetry
 from squall.services.base import Service
 from squall.services.cloudwatch.service import CloudWatchService
 from squall.services.iam.keys import AccessKeys
@@ -31,7 +32,8 @@ log = logging.getLogger("squall.server")
 def build_services(settings: Settings, store: Store, blobs: BlobStore) -> list[Service]:
     logs = LogsService(settings, store)
     metrics = CloudWatchService(settings, store)
-    return [StsService(), logs, metrics, LambdaService(settings, store, blobs)]
+    telemetry = Telemetry(ingest=logs.ingest, record=metrics.record, record_emf=metrics.record_emf)
+    return [StsService(), logs, metrics, LambdaService(settings, store, blobs, telemetry=telemetry)]
 
 
 def build_app(settings: Settings, services: list[Service] | None = None) -> EdgeApp:

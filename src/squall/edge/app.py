@@ -235,12 +235,13 @@ class EdgeApp:
             read_only=is_read_only(operation),
             recipient_account=principal.account_id or DEFAULT_ACCOUNT,
         )
-        if call.params is not None:
+        data_event = operation.name in call.endpoint.service.data_events
+        if call.params is not None and not data_event:
             event["requestParameters"] = redact(operation.input_shape, call.params) or None
         if call.error is not None:
             event["errorCode"] = call.error.code
             event["errorMessage"] = call.error.message
-        elif call.output and not event["readOnly"]:
+        elif call.output and not event["readOnly"] and not data_event:
             event["responseElements"] = redact(operation.output_shape, call.output) or None
         self.audit.record(event)
 

@@ -40,6 +40,9 @@ class Service:
     json_target_prefix: ClassVar[str | None] = None
     # Whether unsigned requests reach the handlers (as anonymous callers).
     allows_anonymous: ClassVar[bool] = False
+    # Operations CloudTrail counts as data events: audited without their parameters, which
+    # are data (log events, payloads) rather than configuration.
+    data_events: ClassVar[frozenset[str]] = frozenset()
 
     def handlers(self) -> dict[str, Handler]:
         found: dict[str, Handler] = {}

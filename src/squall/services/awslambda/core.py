@@ -44,6 +44,7 @@ class LambdaCore(Service):
     """The state behind the Lambda API; the operation mixins in this package extend it."""
 
     name = "lambda"
+    data_events = frozenset({"Invoke", "InvokeAsync", "InvokeWithResponseStream"})
 
     def __init__(
         self,
