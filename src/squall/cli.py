@@ -126,17 +126,18 @@ def logs(
 
     try:
         start = tail.parse_since(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
         group = tail.log_group_of(function, tail.client("lambda", endpoint_url, region))
         client = tail.client("logs", endpoint_url, region)
         for event in tail.events(client, group, start, pattern, follow=follow):
             line, colour = tail.format_event(event)
             click.echo(click.style(line, fg=colour) if colour else line)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
     except ClientError as exc:
         error = exc.response["Error"]
         raise click.ClickException(f"{error['Code']}: {error['Message']}") from None
-    except BotoCoreError as exc:
+    except (BotoCoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass

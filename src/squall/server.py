@@ -116,6 +116,7 @@ def run(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=5,  # open streams (live tails) are cancelled after this
         log_config=None,
     )
     try:

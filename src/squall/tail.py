@@ -14,6 +14,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+LOOKBACK_MS = 5000
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ERROR_MARKERS = ("ERROR", "Traceback", '"errorType"', "Task timed out", "Runtime.", "Exception")
@@ -98,9 +99,9 @@ def events(
             request["nextToken"] = token
         if not follow:
             return
-        # ask again from the newest timestamp seen (events of that same millisecond may
-        # still arrive); the ids already printed are skipped
-        since = newest
+        # ask again a little before the newest timestamp seen: events may be stored out of
+        # timestamp order (other writers, clock skew); the ids already printed are skipped
+        since = max(start_ms, newest - LOOKBACK_MS)
         if len(seen) > 100_000:
             seen.clear()
         sleep(poll_s)

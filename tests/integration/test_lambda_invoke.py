@@ -581,6 +581,7 @@ def test_aws_cli_invoke_writes_the_answer_to_the_outfile(
 JSON_LOGGING_SOURCE = """
 import logging
 
+print("initialising")
 logger = logging.getLogger()
 
 def handler(event, context):
@@ -601,10 +602,14 @@ def test_json_log_format_gives_json_records_and_platform_records(lam: Any) -> No
     assert config["LogFormat"] == "JSON"
     assert config["SystemLogLevel"] == "INFO"
     response = lam.invoke(FunctionName=name, Payload=b'{"n": 7}', LogType="Tail")
-    records = [json.loads(line) for line in tail_of(response).splitlines() if line]
+    lines = [line for line in tail_of(response).splitlines() if line]
+    assert lines[1] == "initialising"  # init's output, after platform.initStart
+    records = [json.loads(line) for line in lines if line.startswith("{")]
     request_id = response["ResponseMetadata"]["RequestId"]
-    assert records[0]["type"] == "platform.start"
-    assert records[0]["record"] == {"requestId": request_id, "version": "$LATEST"}
+    assert records[0]["type"] == "platform.initStart"  # a cold start
+    assert records[0]["record"]["runtimeVersion"] == "python3.11"
+    assert records[1]["type"] == "platform.start"
+    assert records[1]["record"] == {"requestId": request_id, "version": "$LATEST"}
     application = [r for r in records if "level" in r]
     assert [(r["level"], r["message"]) for r in application] == [("INFO", "hello 7")]
     assert application[0]["requestId"] == request_id
@@ -623,6 +628,20 @@ def test_system_log_level_warn_hides_platform_records(lam: Any) -> None:
         LoggingConfig={"LogFormat": "JSON", "SystemLogLevel": "WARN"},
     )["FunctionName"]
     response = lam.invoke(FunctionName=name, Payload=b'{"n": 1}', LogType="Tail")
-    records = [json.loads(line) for line in tail_of(response).splitlines() if line]
+    lines = [line for line in tail_of(response).splitlines() if line]
+    assert "initialising" in lines  # what init printed, before the invocation's own lines
+    records = [json.loads(line) for line in lines if line.startswith("{")]
     assert records
     assert not [r for r in records if r.get("type", "").startswith("platform.")]
+
+
+def test_init_output_is_logged_before_the_first_start(lam: Any) -> None:
+    source = 'print("loading the model")\n\ndef handler(event, context):\n    return 1\n'
+    name = create(lam, source, name=unique("initlog"))["FunctionName"]
+    first = tail_of(lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")).splitlines()
+    assert first[0].startswith("INIT_START Runtime Version: python3.11\tRuntime Version ARN: ")
+    assert first[1] == "loading the model"
+    assert first[2].startswith("START RequestId: ")
+    second = tail_of(lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")).splitlines()
+    assert second[0].startswith("START RequestId: ")
+    assert "loading the model" not in second

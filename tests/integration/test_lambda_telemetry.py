@@ -243,3 +243,12 @@ def test_unknown_function_has_no_log_group(endpoint: str) -> None:
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "ResourceNotFoundException" in err
+
+
+def test_async_event_age_is_recorded(lam: Any, cloudwatch: Any) -> None:
+    name = create(lam, SOURCE, name=unique("asyncage"))["FunctionName"]
+    assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
+    ages = eventually(lambda: _statistics(cloudwatch, name, "AsyncEventAge"))
+    assert sum(point["SampleCount"] for point in ages) == 1
+    invocations = eventually(lambda: _statistics(cloudwatch, name, "Invocations"))
+    assert sum(point["Sum"] for point in invocations) == 1

@@ -6,6 +6,8 @@ operation → serialize → audit record.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -126,7 +128,7 @@ class EdgeApp:
                 )
             else:
                 response = await self.handle(request)
-        await _send_response(send, response)
+        await _send_response(send, receive, response)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s -> %d %s %.2fms",
@@ -408,7 +410,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _send_response(send: Send, response: HttpResponse) -> None:
+async def _send_response(send: Send, receive: Receive, response: HttpResponse) -> None:
     headers = [
         (name.encode("latin-1", "replace"), value.encode("latin-1", "replace"))
         for name, value in response.headers
@@ -423,10 +425,39 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
     if response.stream is None:
         await send({"type": "http.response.body", "body": response.body})
         return
-    await send({"type": "http.response.body", "body": response.body, "more_body": True})
-    async for chunk in response.stream:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    await _send_stream(send, receive, response)
+
+
+async def _send_stream(send: Send, receive: Receive, response: HttpResponse) -> None:
+    """Stream a body until it ends or the client goes away (the server does not tell a
+    sender that its client left: a long stream such as a live tail would run on)."""
+    stream = response.stream
+    assert stream is not None
+
+    async def pump() -> None:
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    sending = asyncio.ensure_future(pump())
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, watching):
+            task.cancel()
+        await asyncio.gather(sending, watching, return_exceptions=True)
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+    if sending in done:
+        sending.result()  # a failure while streaming is the server's to log
 
 
 def _endpoint_url(request: HttpRequest, settings: Settings) -> str:

@@ -105,9 +105,11 @@ class Invoker:
         if cold:
             result.init_duration_ms = sandbox.init_duration_ms
         if spec.log_format.upper() == "JSON":
-            lines = json_platform_lines(spec, result)
+            lines = json_platform_lines(spec, result, cold=cold)
         else:
-            lines = [f"START RequestId: {call.request_id} Version: {spec.version}"]
+            lines = [init_start_line(spec)] if cold else []
+            lines.extend(result.early_logs)
+            lines.append(f"START RequestId: {call.request_id} Version: {spec.version}")
             lines.extend(result.logs)
             if not result.ok and result.error_type and _is_platform_error(result.error_type):
                 lines.append(_platform_error_line(result))
@@ -158,12 +160,32 @@ def report_line(spec: FunctionSpec, result: InvokeResult) -> str:
 _QUIET_SYSTEM_LEVELS = ("WARN", "ERROR", "FATAL")
 
 
-def json_platform_lines(spec: FunctionSpec, result: InvokeResult) -> list[str]:
+def init_start_line(spec: FunctionSpec) -> str:
+    return (
+        f"INIT_START Runtime Version: {spec.runtime}\tRuntime Version ARN: "
+        f"{runtime_version_arn(spec)}"
+    )
+
+
+def runtime_version_arn(spec: FunctionSpec) -> str:
+    return f"arn:aws:lambda:{spec.region}::runtime:squall-{spec.runtime}"
+
+
+def json_platform_lines(spec: FunctionSpec, result: InvokeResult, *, cold: bool) -> list[str]:
     """An invocation's lines in the JSON log format: the runtime's own (JSON) lines between
     `platform.start` and `platform.report` records, which SystemLogLevel WARN and above hide."""
     records = (spec.system_log_level or "INFO").upper() not in _QUIET_SYSTEM_LEVELS
     lines: list[str] = []
     now = time.time()
+    if records and cold:
+        initial = {
+            "initializationType": "on-demand",
+            "phase": "init",
+            "runtimeVersion": spec.runtime,
+            "runtimeVersionArn": runtime_version_arn(spec),
+        }
+        lines.append(_platform(now, "platform.initStart", initial))
+    lines.extend(result.early_logs)
     if records:
         lines.append(
             _platform(

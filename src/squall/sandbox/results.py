@@ -15,6 +15,8 @@ class InvokeResult:
     init_duration_ms: float | None = None  # only on the invocation that started the sandbox
     max_memory_mb: int = 0
     logs: list[str] = field(default_factory=list)
+    # lines printed before the invocation began: during init, or between invocations
+    early_logs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

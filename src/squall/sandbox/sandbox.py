@@ -61,6 +61,7 @@ class Sandbox:
         self._log_fd = log_fd
         self._partial = b""
         self._logs: list[str] = []
+        self._early: list[str] = []
         self._dropped = 0
         self._exited = asyncio.Event()
         self._on_destroyed = on_destroyed
@@ -121,7 +122,8 @@ class Sandbox:
         if self.dead:
             raise SandboxDied(self.id)
         self.busy = True
-        self.take_logs()
+        # what the function printed before this invocation (at init, or after the last one)
+        self._early = self.take_logs()
         timeout = self.spec.timeout_s
         meta: dict[str, Any] = {
             "requestId": request_id,
@@ -183,6 +185,7 @@ class Sandbox:
             result.error_type = reply.get("errorType", "Unhandled")
         self._drain_logs(final=True)
         result.logs = self.take_logs()
+        result.early_logs = self._early
         return result
 
     def _failed(
@@ -197,6 +200,7 @@ class Sandbox:
             duration_ms=(time.perf_counter() - began) * 1000,
             max_memory_mb=max_memory_mb,
             logs=self.take_logs(),
+            early_logs=self._early,
         )
 
     async def _exchange(self, sent: int) -> tuple[int, dict[str, Any], bytes]:

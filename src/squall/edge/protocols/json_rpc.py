@@ -1,11 +1,17 @@
-"""The `json` protocol (awsJson1_0 / awsJson1_1): POST / with X-Amz-Target and a JSON body."""
+"""The `json` protocol (awsJson1_0 / awsJson1_1): POST / with X-Amz-Target and a JSON body.
+
+An output with an event-stream member (CloudWatch Logs' StartLiveTail) is answered as
+`application/vnd.amazon.eventstream`: botocore's JSON parser reads the first message, which
+must be an `initial-response` event carrying the other output members as a JSON document, then
+hands the rest of the body over as the stream's events.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from botocore.model import OperationModel, ServiceModel
+from botocore.model import OperationModel, ServiceModel, Shape
 
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest, HttpResponse
@@ -20,6 +26,8 @@ from .base import (
     type_and_headers,
 )
 from .documents import DecodeError, decode, encode
+from .eventstream import CONTENT_TYPE as EVENT_STREAM_CONTENT_TYPE
+from .eventstream import encode_events, encode_message
 
 
 class JsonProtocol(Protocol):
@@ -49,10 +57,14 @@ class JsonProtocol(Protocol):
         output: dict[str, Any],
         request_id: str,
     ) -> HttpResponse:
+        shape = operation.output_shape
+        headers = self._headers(request, operation.service_model, request_id)
+        if shape is not None and operation.has_event_stream_output:
+            return _event_stream_response(shape, output, headers)
         body = b"{}"
-        if operation.output_shape is not None and output:
-            body = orjson.dumps(encode(operation.output_shape, output))
-        return HttpResponse(200, self._headers(request, operation.service_model, request_id), body)
+        if shape is not None and output:
+            body = orjson.dumps(encode(shape, output))
+        return HttpResponse(200, headers, body)
 
     def serialize_error(
         self,
@@ -79,6 +91,34 @@ class JsonProtocol(Protocol):
             version = model.metadata.get("jsonVersion", "1.0")
             content_type = f"application/x-amz-json-{version}"
         return [("Content-Type", content_type), ("x-amzn-RequestId", request_id)]
+
+
+def _event_stream_response(
+    shape: Shape, output: dict[str, Any], headers: list[tuple[str, str]]
+) -> HttpResponse:
+    """The event-stream body: an `initial-response` event with the output's other members,
+    then the frames of the events the operation hands over (an async iterator of
+    `{event_name: value}` dicts) with JSON bodies. `headers` are the protocol's own (the JSON
+    content type first), which the event-stream content type replaces."""
+    stream_name: str = shape.event_stream_name  # type: ignore[attr-defined]
+    (_, json_type), *others = headers
+    headers = [("Content-Type", EVENT_STREAM_CONTENT_TYPE), *others]
+    rest = {name: value for name, value in output.items() if name != stream_name}
+    document = orjson.dumps(encode(shape, rest)) if rest else b"{}"
+    initial = encode_message(
+        {
+            ":message-type": "event",
+            ":event-type": "initial-response",
+            ":content-type": json_type,
+        },
+        document,
+    )
+    events = output.get(stream_name)
+    if events is None:
+        return HttpResponse(200, headers, initial)
+    member = shape.members[stream_name]  # type: ignore[attr-defined]
+    frames = encode_events(member, events, body_type=json_type)
+    return HttpResponse(200, headers, initial, stream=frames)
 
 
 def load_json_object(body: bytes, malformed: Any) -> dict[str, Any]:

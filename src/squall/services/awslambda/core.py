@@ -104,6 +104,7 @@ class LambdaCore(Service):
         await self.queue.stop()
         await self.pool.stop()
         await self.manager.stop()
+        await asyncio.to_thread(self.telemetry.close)
 
     async def deliver(self, event: QueuedEvent) -> Reschedule | None:
         """Deliver one queued asynchronous invocation (the invoke mixin implements it)."""

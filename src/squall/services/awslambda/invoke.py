@@ -179,6 +179,7 @@ class InvokeApi(LambdaCore):
             duration_ms=outcome.result.duration_ms,
             error=not outcome.result.ok,
             concurrent=outcome.concurrent,
+            alias=self.alias_name(function, ref) is not None,
         )
         if len(outcome.result.payload) > response_limit:
             outcome.result.error_type = "Function.ResponseSizeTooLarge"
@@ -233,9 +234,10 @@ class InvokeApi(LambdaCore):
         self.telemetry.count(
             function.arn,
             function.name,
+            ref.qualifier,
             "AsyncEventAge",
             (now - event.received_at) * 1000,
-            "Milliseconds",
+            unit="Milliseconds",
         )
         if now - event.received_at > max_age:
             await self._destination(
@@ -301,7 +303,9 @@ class InvokeApi(LambdaCore):
         if target is None and kind == "OnFailure":
             dead_letter = (function.latest.config.get("DeadLetterConfig") or {}).get("TargetArn")
             if dead_letter:
-                self.telemetry.count(function.arn, function.name, "DeadLetterErrors", 1)
+                self.telemetry.count(
+                    function.arn, function.name, ref.qualifier, "DeadLetterErrors", 1
+                )
                 log.warning(
                     "async event %s for %s failed (%s); its dead-letter target %s is an SQS "
                     "queue or SNS topic, which squall does not provide yet",
@@ -321,7 +325,9 @@ class InvokeApi(LambdaCore):
         destination = parse_function(target, function.account, function.region)
         target_function = self.registry.function(destination.key)
         if ":function:" not in target or target_function is None:
-            self.telemetry.count(function.arn, function.name, "DestinationDeliveryFailures", 1)
+            self.telemetry.count(
+                function.arn, function.name, ref.qualifier, "DestinationDeliveryFailures", 1
+            )
             log.warning(
                 "async event %s for %s: destination %s is not a function squall has; "
                 "SQS, SNS and EventBridge destinations arrive with those services",

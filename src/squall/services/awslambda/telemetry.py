@@ -8,14 +8,19 @@ them only queues, so reporting never slows an invocation down.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from squall.sandbox.spec import FunctionSpec
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/Lambda"
+MAX_EMF = 1024 * 1024  # an EMF line is one log event: at most 1 MB
+MAX_EMF_LINES = 100  # per invocation
+MAX_EMF_PENDING = 10_000
 
 # (account, region, log group, log stream, [(timestamp ms, message)])
 LogIngest = Callable[[str, str, str, str, list[tuple[int, str]]], None]
@@ -41,6 +46,13 @@ class Telemetry:
         self._ingest = ingest
         self._record = record
         self._record_emf = record_emf
+        self._emf_worker = ThreadPoolExecutor(1, thread_name_prefix="squall-emf")
+        self._emf_lock = threading.Lock()
+        self._emf_pending = 0
+
+    def close(self) -> None:
+        """Finish the EMF lines already queued (called when the Lambda service stops)."""
+        self._emf_worker.shutdown(wait=True)
 
     def function_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
         """An invocation's lines (START, the function's output, END, REPORT)."""
@@ -50,12 +62,30 @@ class Telemetry:
             stream = stream or _init_stream(spec)
             self._ingest(account, region, spec.log_group_name, stream, [(now, x) for x in lines])
         if self._record_emf is not None:
+            emf = [x for x in lines if x.startswith("{") and '"_aws"' in x and len(x) <= MAX_EMF]
+            if emf:
+                self._queue_emf(account, region, emf[:MAX_EMF_LINES])
+
+    def _queue_emf(self, account: str, region: str, lines: list[str]) -> None:
+        """Parse EMF lines on a worker thread: a big line must not hold up the event loop."""
+        with self._emf_lock:
+            if self._emf_pending + len(lines) > MAX_EMF_PENDING:
+                log.warning("dropping %d EMF lines: the metrics worker is behind", len(lines))
+                return
+            self._emf_pending += len(lines)
+        self._emf_worker.submit(self._parse_emf, account, region, lines)
+
+    def _parse_emf(self, account: str, region: str, lines: list[str]) -> None:
+        assert self._record_emf is not None
+        try:
             for line in lines:
-                if line.startswith("{") and '"_aws"' in line:
-                    try:
-                        self._record_emf(account, region, line)
-                    except Exception:
-                        log.debug("not an EMF line from %s", spec.name, exc_info=True)
+                try:
+                    self._record_emf(account, region, line)
+                except Exception:
+                    log.debug("not an EMF line: %.80s", line, exc_info=True)
+        finally:
+            with self._emf_lock:
+                self._emf_pending -= len(lines)
 
     def invocation(
         self,
@@ -67,11 +97,12 @@ class Telemetry:
         duration_ms: float,
         error: bool,
         concurrent: int,
+        alias: bool = False,
     ) -> None:
         """One finished invocation (sync or async)."""
         if self._record is None:
             return
-        for dimensions in _dimension_sets(name, qualifier, executed_version):
+        for dimensions in _dimension_sets(name, qualifier, executed_version, alias=alias):
             self._metric(arn, "Invocations", dimensions, 1, "Count")
             self._metric(arn, "Errors", dimensions, 1 if error else 0, "Count")
             self._metric(arn, "Duration", dimensions, duration_ms, "Milliseconds")
@@ -83,10 +114,21 @@ class Telemetry:
         for dimensions in _dimension_sets(name, qualifier, None):
             self._metric(arn, "Throttles", dimensions, 1, "Count")
 
-    def count(self, arn: str, name: str, metric: str, value: float, unit: str = "Count") -> None:
-        """A function-level metric such as AsyncEventAge or DestinationDeliveryFailures."""
-        if self._record is not None:
-            self._metric(arn, metric, {"FunctionName": name}, value, unit)
+    def count(
+        self,
+        arn: str,
+        name: str,
+        qualifier: str | None,
+        metric: str,
+        value: float,
+        *,
+        unit: str = "Count",
+    ) -> None:
+        """An asynchronous-invocation metric (AsyncEventAge, DestinationDeliveryFailures, ...)."""
+        if self._record is None:
+            return
+        for dimensions in _dimension_sets(name, qualifier, None):
+            self._metric(arn, metric, dimensions, value, unit)
 
     def _metric(
         self, arn: str, metric: str, dimensions: dict[str, str], value: float, unit: str
@@ -100,13 +142,18 @@ class Telemetry:
 
 
 def _dimension_sets(
-    name: str, qualifier: str | None, executed_version: str | None
+    name: str, qualifier: str | None, executed_version: str | None, *, alias: bool = False
 ) -> list[dict[str, str]]:
-    sets = [{"FunctionName": name}]
+    """As Lambda publishes them: across all functions, per function, per function:qualifier,
+    and for calls through an alias also per version the alias picked."""
+    sets: list[dict[str, str]] = [{}, {"FunctionName": name}]
     if qualifier:
-        sets.append({"FunctionName": name, "Resource": f"{name}:{qualifier}"})
-    if executed_version:
-        sets.append({"FunctionName": name, "ExecutedVersion": executed_version})
+        resource = f"{name}:{qualifier}"
+        sets.append({"FunctionName": name, "Resource": resource})
+        if alias and executed_version:
+            sets.append(
+                {"FunctionName": name, "Resource": resource, "ExecutedVersion": executed_version}
+            )
     return sets
 
 

@@ -19,6 +19,7 @@ of the document still counts; a line that is not an EMF document gives nothing.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,10 @@ def parse_line(line: str) -> list[Datum]:
     return parse_document(document)
 
 
+MAX_AGE_S = 14 * 86400
+MAX_AHEAD_S = 2 * 3600
+
+
 def parse_document(document: Any) -> list[Datum]:
     if not isinstance(document, dict):
         return []
@@ -77,6 +82,9 @@ def parse_document(document: Any) -> list[Datum]:
     if not _is_number(timestamp) or not isinstance(directives, list):
         return []
     seconds = float(timestamp) / 1000
+    now = time.time()
+    if not now - MAX_AGE_S <= seconds <= now + MAX_AHEAD_S:
+        return []  # as PutMetricData refuses: older than two weeks or two hours ahead
     datums: list[Datum] = []
     for directive in directives:
         datums.extend(_directive(document, directive, seconds))

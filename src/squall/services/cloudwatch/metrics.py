@@ -381,7 +381,11 @@ class MetricStore:
                 rows,
             )
             for key, aggregate in batch.items():
-                _merge_into(conn, key, aggregate)
+                try:
+                    with self._store.transaction(conn):  # a savepoint: one bad bucket only
+                        _merge_into(conn, key, aggregate)
+                except (OverflowError, ValueError, sqlite3.IntegrityError):
+                    log.warning("dropping a metric bucket that cannot be stored: %r", key)
 
     def _read(
         self, ids: list[int], start: float, end: float, unit: str | None, samples: bool

@@ -27,6 +27,7 @@ from squall.store import Store
 from . import tokens
 from .errors import invalid
 from .events import MAX_TS, MIN_TS, FilterQuery, filter_page, stream_page, utf8_size
+from .live_tail import start_live_tail
 from .names import (
     DESCENDING_FLOOR_MS,
     EVENT_OVERHEAD,
@@ -414,6 +415,10 @@ class LogsService(Service):
         if conn is None:
             conn = self._local.conn = self.store.connect()
         return read(conn)
+
+    @operation("StartLiveTail")
+    async def start_live_tail(self, ctx: RequestContext, request: Request) -> Response:
+        return await start_live_tail(self, ctx, request)  # see live_tail.py
 
     # ---- retention
 
