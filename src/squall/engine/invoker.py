@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 TAIL_BYTES = 4096
 
-# (spec, log stream, lines): called on the event loop; must only queue the lines
-LogSink = Callable[[FunctionSpec, str, list[str]], None]
+# (spec, log stream, [(timestamp ms, line)]): called on the event loop; must only queue them
+LogSink = Callable[[FunctionSpec, str, list[tuple[int, str]]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +87,11 @@ class Invoker:
 
     async def _run(self, call: Invocation) -> Outcome:
         spec = call.spec
+        began_ms = int(time.time() * 1000)
         try:
             sandbox, cold = await self.pool.acquire(spec)
         except SandboxInitError as exc:
-            return self._init_failed(call, exc)
+            return self._init_failed(call, exc, began_ms)
         try:
             result = await sandbox.invoke(
                 call.request_id,
@@ -105,7 +106,7 @@ class Invoker:
         if cold:
             result.init_duration_ms = sandbox.init_duration_ms
         if spec.log_format.upper() == "JSON":
-            lines = json_platform_lines(spec, result, cold=cold)
+            lines = json_platform_lines(spec, result, cold=cold, began=began_ms / 1000)
         else:
             lines = [init_start_line(spec)] if cold else []
             lines.extend(result.early_logs)
@@ -115,10 +116,10 @@ class Invoker:
                 lines.append(_platform_error_line(result))
             lines.append(f"END RequestId: {call.request_id}")
             lines.append(report_line(spec, result))
-        self._ship(spec, sandbox.log_stream, lines)
+        self._ship(spec, sandbox.log_stream, _stamped(lines, began_ms, call.request_id))
         return Outcome(result, cold, lines)
 
-    def _init_failed(self, call: Invocation, exc: SandboxInitError) -> Outcome:
+    def _init_failed(self, call: Invocation, exc: SandboxInitError, began_ms: int) -> Outcome:
         spec = call.spec
         result = InvokeResult(
             request_id=call.request_id, payload=exc.payload, error_type=exc.error_type
@@ -128,16 +129,27 @@ class Invoker:
         lines.append(f"START RequestId: {call.request_id} Version: {spec.version}")
         lines.append(f"END RequestId: {call.request_id}")
         lines.append(report_line(spec, result))
-        self._ship(spec, "", lines)
+        self._ship(spec, "", _stamped(lines, began_ms, call.request_id))
         return Outcome(result, True, lines)
 
-    def _ship(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
+    def _ship(self, spec: FunctionSpec, stream: str, events: list[tuple[int, str]]) -> None:
         if self.log_sink is None:
             return
         try:
-            self.log_sink(spec, stream, lines)
+            self.log_sink(spec, stream, events)
         except Exception:
             log.exception("log sink failed for %s", spec.name)
+
+
+def _stamped(lines: list[str], began_ms: int, request_id: str) -> list[tuple[int, str]]:
+    """Timestamps for an invocation's lines: what precedes its start (init output, START) at
+    the time it began, the rest at the time it ended (the sandbox reports them together)."""
+    ended_ms = max(began_ms, int(time.time() * 1000))
+    started = next(
+        (i for i, line in enumerate(lines) if request_id in line and "start" in line.lower()),
+        -1,
+    )
+    return [(began_ms if i <= started else ended_ms, line) for i, line in enumerate(lines)]
 
 
 def report_line(spec: FunctionSpec, result: InvokeResult) -> str:
@@ -171,12 +183,15 @@ def runtime_version_arn(spec: FunctionSpec) -> str:
     return f"arn:aws:lambda:{spec.region}::runtime:squall-{spec.runtime}"
 
 
-def json_platform_lines(spec: FunctionSpec, result: InvokeResult, *, cold: bool) -> list[str]:
+def json_platform_lines(
+    spec: FunctionSpec, result: InvokeResult, *, cold: bool, began: float | None = None
+) -> list[str]:
     """An invocation's lines in the JSON log format: the runtime's own (JSON) lines between
     `platform.start` and `platform.report` records, which SystemLogLevel WARN and above hide."""
     records = (spec.system_log_level or "INFO").upper() not in _QUIET_SYSTEM_LEVELS
     lines: list[str] = []
     now = time.time()
+    began = now if began is None else began
     if records and cold:
         initial = {
             "initializationType": "on-demand",
@@ -184,12 +199,12 @@ def json_platform_lines(spec: FunctionSpec, result: InvokeResult, *, cold: bool)
             "runtimeVersion": spec.runtime,
             "runtimeVersionArn": runtime_version_arn(spec),
         }
-        lines.append(_platform(now, "platform.initStart", initial))
+        lines.append(_platform(began, "platform.initStart", initial))
     lines.extend(result.early_logs)
     if records:
         lines.append(
             _platform(
-                now, "platform.start", {"requestId": result.request_id, "version": spec.version}
+                began, "platform.start", {"requestId": result.request_id, "version": spec.version}
             )
         )
     lines.extend(result.logs)
@@ -213,6 +228,7 @@ def json_platform_lines(spec: FunctionSpec, result: InvokeResult, *, cold: bool)
 
 
 def _platform(at: float, kind: str, record: dict[str, object]) -> str:
+    # the time a record describes is carried by its log event's timestamp too
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
     return orjson.dumps({"time": stamp, "type": kind, "record": record}).decode()
 

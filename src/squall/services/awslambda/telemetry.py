@@ -18,7 +18,8 @@ from squall.sandbox.spec import FunctionSpec
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/Lambda"
-MAX_EMF = 1024 * 1024  # an EMF line is one log event: at most 1 MB
+MAX_EVENT = 256 * 1024  # CloudWatch Logs' event size: longer lines are truncated
+MAX_EMF = MAX_EVENT
 MAX_EMF_LINES = 100  # per invocation
 MAX_EMF_PENDING = 10_000
 
@@ -54,14 +55,15 @@ class Telemetry:
         """Finish the EMF lines already queued (called when the Lambda service stops)."""
         self._emf_worker.shutdown(wait=True)
 
-    def function_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
-        """An invocation's lines (START, the function's output, END, REPORT)."""
+    def function_logs(self, spec: FunctionSpec, stream: str, events: list[tuple[int, str]]) -> None:
+        """An invocation's lines (START, the function's output, END, REPORT), timestamped."""
         account, region = arn_scope(spec.arn)
         if self._ingest is not None:
-            now = int(time.time() * 1000)
             stream = stream or _init_stream(spec)
-            self._ingest(account, region, spec.log_group_name, stream, [(now, x) for x in lines])
+            events = [(ts, line[:MAX_EVENT]) for ts, line in events]
+            self._ingest(account, region, spec.log_group_name, stream, events)
         if self._record_emf is not None:
+            lines = [line for _, line in events]
             emf = [x for x in lines if x.startswith("{") and '"_aws"' in x and len(x) <= MAX_EMF]
             if emf:
                 self._queue_emf(account, region, emf[:MAX_EMF_LINES])
