@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from squall.services.logs.patterns import FilterPattern, compile_pattern
+from squall.services.logs.patterns import MAX_DEPTH, FilterPattern, compile_pattern
 
 E400 = "[ERROR 400] BAD REQUEST"
 E401 = "[ERROR 401] UNAUTHORIZED REQUEST"
@@ -266,11 +266,54 @@ def test_regex_required_terms_only_for_literals() -> None:
         "%a\\%",
         r"%\1%",
         "%a'b%",
+        "%a{1001}%",  # RE2's limit on repetition counts
+        "%a**%",
+        "%[z-a]%",
+        "%[[:nosuchclass:]]%",
     ],
 )
 def test_invalid_regex(pattern: str) -> None:
     with pytest.raises(ValueError, match=INVALID):
         compile_pattern(pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("%a*a*a*a*a*a*a*a*b%", "a" * 40),  # 14 s with a backtracking engine
+        ("%^a*a*a*a*a*a*a*a*b$%", "a" * 40),
+        ("%a*b%", "a" * 200_000),  # quadratic when backtracking: 0.3 s at 20,000 characters
+        ("%[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*1%", "x" * 50_000),
+        ("{ $.a = %a*a*a*a*a*a*a*a*b% }", json.dumps({"a": "a" * 40})),
+        ("{ $.a != %a*a*a*a*a*a*a*a*b% || $.b = 1 }", json.dumps({"a": "a" * 40})),
+        ("[w = %a*a*a*a*a*a*a*a*b%]", "a" * 40),
+        ("[w, x != %a*a*a*a*a*a*a*a*b%]", "w " + "a" * 40),
+    ],
+)
+def test_regexes_run_in_linear_time(pattern: str, message: str) -> None:
+    matches = compile_pattern(pattern).matches
+    started = time.perf_counter()
+    for _ in range(10):
+        matches(message)
+    assert time.perf_counter() - started < 0.5  # milliseconds here; a backtracker takes seconds
+
+
+def test_regex_matches_like_re_where_re2_differs() -> None:
+    # `$` matches before a final newline (Lambda's lines end with one), as in `re` and Java
+    done = compile_pattern("%done$%")
+    assert done.matches("done") and done.matches("task done\n")
+    assert not done.matches("done\nmore") and not done.matches("done\n\n")
+    assert compile_pattern("%[$]%").matches("cost: $5")  # in a class `$` is itself
+    assert compile_pattern("%[]$]x%").matches("$x")
+    assert compile_pattern("%[^]$]x%").matches("ax")
+    assert compile_pattern("%[[:digit:]$]x%").matches("$x")
+    assert compile_pattern(r"%5\$%").matches("costs 5$ each")
+    assert compile_pattern("%a$|^b%").matches("a\n")
+    # the shorthand classes are ASCII, as in Java
+    assert compile_pattern(r"%^\d+$%").matches("123")
+    assert not compile_pattern(r"%^\d+$%").matches("١٢٣")
+    # messages with any characters (a lone surrogate, NUL) are searched, not rejected
+    assert compile_pattern("%b.c%").matches("a\ud800b\x00c")
 
 
 # -- JSON --------------------------------------------------------------------------------------
@@ -636,6 +679,18 @@ def test_space_delimited_conditions_across_fields_and_parentheses() -> None:
 def test_invalid_space_delimited_patterns(pattern: str) -> None:
     with pytest.raises(ValueError, match=INVALID):
         compile_pattern(pattern)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("{ %s$.a = 1%s }", '{"a": 1}'), ("[%sa = 1%s]", "1"), ("[w, %sa = 1%s]", "w 1")],
+)
+def test_parentheses_nest_at_most_max_depth(template: str, message: str) -> None:
+    deepest = compile_pattern(template % ("(" * MAX_DEPTH, ")" * MAX_DEPTH))
+    assert deepest.matches(message)
+    for depth in (MAX_DEPTH + 1, 400):  # 400: a RecursionError (a 500) before the cap
+        with pytest.raises(ValueError, match=INVALID + "parentheses nest more than 50 deep"):
+            compile_pattern(template % ("(" * depth, ")" * depth))
 
 
 def test_kinds() -> None:

@@ -332,3 +332,233 @@ def test_put_log_events_rejects_old_and_future_events_by_index(tmp_path: Path) -
 
     asyncio.run(scenario())
     store.close()
+
+
+# ---- costs that must not grow with depth, and crafted input
+
+
+def vm_steps(store: Store, call: Any) -> int:
+    """How many hundreds of SQLite VM instructions `call()` runs on `store.conn`."""
+    count = 0
+
+    def tick() -> int:
+        nonlocal count
+        count += 1
+        return 0
+
+    store.conn.set_progress_handler(tick, 100)
+    try:
+        call()
+    finally:
+        store.conn.set_progress_handler(None, 0)
+    return count
+
+
+def test_pages_cost_the_same_at_any_depth(store: Store) -> None:
+    logs = LogStore(store)
+    count = 20_000
+    put(logs, store, "g", "s", [(ts // 2, f"m{ts}") for ts in range(count)])  # 2 events a ms
+    group_id, stream_id = ids(logs, store, "g", "s")
+    names = logs.stream_names(store.conn, group_id)
+    positions = store.conn.execute(
+        "SELECT ts, seq FROM logs_events WHERE group_id = ? ORDER BY ts, seq", (group_id,)
+    ).fetchall()
+
+    def get(index: int, forward: bool) -> Any:
+        return lambda: stream_page(
+            store.conn,
+            stream_id,
+            start=0,
+            end=MAX_TS,
+            position=positions[index],
+            forward=forward,
+            limit=10,
+        )
+
+    def scan(index: int, forward: bool) -> Any:
+        return lambda: filter_page(
+            store.conn,
+            query(group_id, names, position=positions[index], descending=not forward, limit=10),
+        )
+
+    for page in (get, scan):  # (a filter page reads rows 256 at a time: 1,000 leaves enough)
+        near = vm_steps(store, page(1_000, True)) + vm_steps(store, page(count - 1_000, False))
+        far = vm_steps(store, page(count - 1_000, True)) + vm_steps(store, page(1_000, False))
+        assert far <= near * 1.5 + 5  # bounded by `ts >= start` alone, ~19,000 rows more
+
+
+def test_pages_bound_by_position_and_time_range_together(store: Store) -> None:
+    logs = LogStore(store)
+    put(logs, store, "g", "s", [(ts // 3, f"m{ts}") for ts in range(30)])  # 3 events a ms
+    group_id, stream_id = ids(logs, store, "g", "s")
+    names = logs.stream_names(store.conn, group_id)
+    seqs = [seq for (seq,) in store.conn.execute("SELECT seq FROM logs_events ORDER BY ts, seq")]
+
+    def walk(forward: bool, start: int, end: int, position: Any = None) -> list[str]:
+        found = []
+        while True:
+            page = stream_page(
+                store.conn,
+                stream_id,
+                start=start,
+                end=end,
+                position=position,
+                forward=forward,
+                limit=2,
+            )
+            if not page.events:
+                return found
+            found += [e["message"] for e in (page.events if forward else page.events[::-1])]
+            position = page.forward if forward else page.backward
+
+    assert walk(True, 2, 5) == [f"m{i}" for i in range(6, 15)]  # pages split equal timestamps
+    assert walk(False, 2, 5) == [f"m{i}" for i in range(14, 5, -1)]
+    assert walk(True, 2, 5, (1, seqs[4])) == [f"m{i}" for i in range(6, 15)]  # before the start
+    assert walk(True, 2, 5, (3, seqs[10])) == [f"m{i}" for i in range(11, 15)]
+    assert walk(False, 2, 5, (9, seqs[27])) == [f"m{i}" for i in range(14, 5, -1)]  # past the end
+    assert walk(False, 2, 5, (3, seqs[10])) == [f"m{i}" for i in range(9, 5, -1)]
+
+    def scan(descending: bool, start: int, end: int, position: Any) -> list[str]:
+        events, _ = filter_page(
+            store.conn,
+            query(group_id, names, start=start, end=end, position=position, descending=descending),
+        )
+        return [e["message"] for e in events]
+
+    assert scan(False, 2, 4, (3, seqs[10])) == [f"m{i}" for i in range(11, 15)]
+    assert scan(False, 2, 4, (0, seqs[0])) == [f"m{i}" for i in range(6, 15)]
+    assert scan(True, 2, 4, (3, seqs[10])) == [f"m{i}" for i in range(9, 5, -1)]
+    assert scan(True, 2, 4, (9, seqs[27])) == [f"m{i}" for i in range(14, 5, -1)]
+
+
+def test_purge_steps_cost_the_same_however_many_rows_are_left(store: Store) -> None:
+    logs = LogStore(store)
+    now = 100 * DAY_MS
+    put(logs, store, "short", "s", [(now - 3 * DAY_MS + i, "old") for i in range(20_000)])
+    short = logs.require_group(store.conn, ACCOUNT, REGION, "short")
+    with store.transaction() as conn:
+        logs.set_retention(conn, short.id, 1)
+    costs = []
+    more = True
+    while more:
+
+        def step() -> None:
+            nonlocal more
+            with store.transaction() as conn:
+                more = logs.purge_step(conn, now, batch=1_000)
+
+        costs.append(vm_steps(store, step))
+    assert len(costs) == 21 and logs.count_events(store.conn, short.id) == 0  # the last: none left
+    assert max(costs[:-1]) <= min(costs[:-1]) * 1.5  # bounded by `ts < cutoff`, the first read 20x
+
+
+def test_tokens_outside_sqlite_integers_are_invalid_tokens(tmp_path: Path) -> None:
+    from squall.services.logs import tokens
+
+    def token(state: dict[str, Any]) -> str:
+        return tokens.encode(state)
+
+    assert tokens.position(tokens.decode(token({"t": (1 << 63) - 1, "s": -(1 << 63)})))
+    for state in ({"t": 1 << 63, "s": 1}, {"t": 1, "s": (1 << 64) - 1}, {"n": "x", "t": 1 << 63}):
+        with pytest.raises(ServiceError) as bad:
+            tokens.decode(token(state))
+        assert bad.value.code == "InvalidParameterException"
+    for text in (
+        "f/" + "9" * 40,
+        "b/" + "0" * 20 + "9" * 20,
+        "f/" + "²" * 40,
+        "f/" + "\u0661" * 40,  # Arabic-Indic digits: not the ASCII squall writes
+    ):
+        with pytest.raises(ServiceError) as bad:
+            tokens.parse_stream_token(text)
+        assert bad.value.code == "InvalidParameterException"
+    assert tokens.parse_stream_token(tokens.stream_token("b", 1 << 62, (1 << 63) - 1))
+    store = open_store(tmp_path)
+
+    async def scenario() -> None:
+        service = LogsService(Settings(data_dir=tmp_path), store)
+        await service.start()
+        try:
+            await service.create_log_group(ctx(), {"logGroupName": "g"})
+            await service.create_log_stream(ctx(), {"logGroupName": "g", "logStreamName": "s"})
+            requests = [
+                (service.get_log_events, {"logStreamName": "s", "nextToken": "f/" + "9" * 40}),
+                (service.filter_log_events, {"nextToken": token({"t": 1 << 63, "s": 1})}),
+                (service.filter_log_events, {"nextToken": token({"t": 1, "s": 1 << 63})}),
+            ]
+            for call, request in requests:
+                with pytest.raises(ServiceError) as bad:
+                    await call(ctx(), {"logGroupName": "g", **request})
+                assert bad.value.code == "InvalidParameterException"  # not an OverflowError
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    store.close()
+
+
+def test_filter_finds_terms_in_messages_with_nul_characters(store: Store) -> None:
+    logs = LogStore(store)
+    put(logs, store, "plain", "s", [(1, "ERROR plain")])
+    plain, _ = ids(logs, store, "plain", "s")
+    assert store.conn.execute(
+        "SELECT nul_messages FROM logs_groups WHERE id = ?", (plain,)
+    ).fetchone() == (0,)
+    messages = ["a\0ERROR after", "ERROR\0before", "\0 nothing", "ERROR plain", "INFO"]
+    put(logs, store, "g", "s", list(enumerate(messages)))
+    group_id, _ = ids(logs, store, "g", "s")
+    names = logs.stream_names(store.conn, group_id)
+    for matches in (None, lambda message: "ERROR" in message):
+        events, _ = filter_page(
+            store.conn, query(group_id, names, terms=["ERROR"], matches=matches)
+        )
+        assert [e["timestamp"] for e in events] == [0, 1, 3]  # GLOB alone stops at the NUL
+    events, _ = filter_page(store.conn, query(group_id, names, terms=["ERROR", "after"]))
+    assert [e["message"] for e in events] == ["a\0ERROR after"]
+
+
+def test_the_nul_flag_migration_marks_groups_that_stored_nul(tmp_path: Path) -> None:
+    from squall.services.logs.store import MIGRATIONS
+
+    store = open_store(tmp_path)
+    store.migrate("logs", MIGRATIONS[:1])
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO logs_groups (account, region, name, created) VALUES ('a', 'r', ?, 1)",
+            [("g",), ("h",)],
+        )
+        conn.executemany(
+            "INSERT INTO logs_events VALUES (?, 1, ?, 1, 1, ?)",
+            [(1, 1, "x\0ERROR"), (2, 2, "ERROR")],
+        )
+    LogStore(store)
+    assert store.conn.execute(
+        "SELECT id, nul_messages FROM logs_groups ORDER BY id"
+    ).fetchall() == [(1, 1), (2, 0)]
+    store.close()
+
+
+def test_ingest_commits_transactions_of_at_most_batch_events(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    sizes: list[int] = []
+
+    async def scenario() -> None:
+        service = LogsService(Settings(data_dir=tmp_path), store, flush_interval=60)
+        writer = service.writer
+        assert writer.batch_events <= 5_000  # ~30 ms holding the write lock: not ~150 ms
+        writer.batch_events = 100
+        append = writer._append
+
+        def counted(items: Any, *, create: bool) -> None:
+            sizes.append(sum(len(item.events) for item in items))
+            append(items, create=create)
+
+        writer._append = counted  # type: ignore[method-assign]
+        await service.start()
+        for index in range(105):
+            service.ingest(ACCOUNT, REGION, "g", "s", [(index * 10 + i, "m") for i in range(10)])
+        await service.stop()
+
+    asyncio.run(scenario())
+    assert sum(sizes) == 1050 and max(sizes) <= 100 and len(sizes) >= 11
+    store.close()

@@ -19,7 +19,6 @@ of the document still counts; a line that is not an EMF document gives nothing.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +70,11 @@ MAX_AGE_S = 14 * 86400
 MAX_AHEAD_S = 2 * 3600
 
 
+def recordable(datum: Datum, now: float) -> bool:
+    """What PutMetricData would take: not older than two weeks nor two hours ahead."""
+    return now - MAX_AGE_S <= datum.timestamp <= now + MAX_AHEAD_S
+
+
 def parse_document(document: Any) -> list[Datum]:
     if not isinstance(document, dict):
         return []
@@ -82,9 +86,6 @@ def parse_document(document: Any) -> list[Datum]:
     if not _is_number(timestamp) or not isinstance(directives, list):
         return []
     seconds = float(timestamp) / 1000
-    now = time.time()
-    if not now - MAX_AGE_S <= seconds <= now + MAX_AHEAD_S:
-        return []  # as PutMetricData refuses: older than two weeks or two hours ahead
     datums: list[Datum] = []
     for directive in directives:
         datums.extend(_directive(document, directive, seconds))

@@ -67,7 +67,8 @@ class CloudWatchService(Service):
     def record_emf(self, account: str, region: str, line: str) -> int:
         """Record the metrics of one Embedded Metric Format log line; the number of datums
         (metric and dimension set) recorded, 0 when the line is not EMF."""
-        datums = emf.parse_line(line)
+        now = time.time()
+        datums = [datum for datum in emf.parse_line(line) if emf.recordable(datum, now)]
         for datum in datums:
             self.metrics.record_values(
                 account,

@@ -5,10 +5,15 @@ about 1 MB (messages in UTF-8 plus 26 bytes each). Positions are `(timestamp, se
 
 FilterLogEvents prefilters in SQL: the event must be in one of the streams asked for, and every
 term the pattern requires must occur in its message (`GLOB '*term*'`: case-sensitive, and
-cheaper than `instr`); only those rows reach Python for the full match. So that a rare term (or
-a quiet stream) does not make one page scan a whole group unbounded, rows whose `seq` is a
-multiple of a prime come back too, as checkpoints: they tell Python how far the scan got, and
-the page ends with a `nextToken` there once `budget_s` has passed.
+cheaper than `instr`); only those rows reach Python for the full match. GLOB stops reading at a
+NUL character, so in a group that ever stored one (`nul_messages`) every message with a NUL
+reaches Python too. So that a rare term (or a quiet stream) does not make one page scan a whole
+group unbounded, rows whose `seq` is a multiple of a prime come back too, as checkpoints: they
+tell Python how far the scan got, and the page ends with a `nextToken` there once `budget_s` has
+passed.
+
+Both bound the index range on `ts` by the position as well as by the time range (the row-value
+test `(ts, seq) > position` only filters rows), so a page costs the same at any depth.
 """
 
 from __future__ import annotations
@@ -63,11 +68,13 @@ def stream_page(
     if position is None:
         position = HEAD if forward else TAIL
     if forward:
+        start = max(start, position[0])
         sql = (
             "SELECT ts, seq, ingested, message FROM logs_events WHERE stream_id = ? AND ts >= ?"
             " AND ts < ? AND (ts, seq) > (?, ?) ORDER BY ts, seq LIMIT ?"
         )
     else:
+        end = min(end, position[0] + 1)
         sql = (
             "SELECT ts, seq, ingested, message FROM logs_events WHERE stream_id = ? AND ts >= ?"
             " AND ts < ? AND (ts, seq) < (?, ?) ORDER BY ts DESC, seq DESC LIMIT ?"
@@ -112,9 +119,14 @@ def filter_page(
     """Matching events in time order and where the next page starts (None: no more)."""
     if query.only_streams and not query.names:
         return [], None
-    sql, params = _filter_sql(query)
+    (nul,) = conn.execute(
+        "SELECT nul_messages FROM logs_groups WHERE id = ?", (query.group_id,)
+    ).fetchone() or (0,)
+    sql, params = _filter_sql(query, bool(nul))
     deadline = time.monotonic() + query.budget_s
     names, matches, limit = query.names, query.matches, query.limit
+    if nul and matches is None and query.terms:  # the prefilter no longer decides alone
+        matches = _contains_all(query.terms)
     events: list[dict[str, Any]] = []
     size = 0
     last: Position | None = None
@@ -143,20 +155,28 @@ def filter_page(
     return events, None
 
 
-def _filter_sql(query: FilterQuery) -> tuple[str, dict[str, Any]]:
+def _filter_sql(query: FilterQuery, nul: bool) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"group": query.group_id, "start": query.start, "end": query.end}
     where = ["group_id = :group", "ts >= :start", "ts <= :end"]
     if query.position is not None:
         params["ts"], params["seq"] = query.position
         where.append(f"(ts, seq) {'<' if query.descending else '>'} (:ts, :seq)")
+        if query.descending:
+            params["end"] = min(query.end, query.position[0])
+        else:
+            params["start"] = max(query.start, query.position[0])
     conditions = []
     if query.only_streams:
         # unary + keeps the planner on the primary key (time order) instead of the stream index
         conditions.append("+stream_id IN (SELECT value FROM json_each(:streams))")
         params["streams"] = orjson.dumps(list(query.names)).decode()
+    globs = []
     for index, term in enumerate(query.terms):
         params[f"term{index}"] = f"*{_glob_literal(term)}*"
-        conditions.append(f"message GLOB :term{index}")
+        globs.append(f"message GLOB :term{index}")
+    if globs and nul:  # GLOB reads up to a NUL: messages with one go to the matcher too
+        globs = [f"({' AND '.join(globs)} OR instr(message, char(0)) > 0)"]
+    conditions += globs
     hit = " AND ".join(conditions) or "1"
     if conditions:
         where.append(f"(({hit}) OR seq % {CHECKPOINT_MODULUS} = 0)")
@@ -166,6 +186,10 @@ def _filter_sql(query: FilterQuery) -> tuple[str, dict[str, Any]]:
         f" WHERE {' AND '.join(where)} ORDER BY ts {order}, seq {order}"
     )
     return sql, params
+
+
+def _contains_all(terms: list[str]) -> Callable[[str], bool]:
+    return lambda message: all(term in message for term in terms)
 
 
 def _glob_literal(text: str) -> str:

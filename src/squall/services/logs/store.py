@@ -71,6 +71,13 @@ MIGRATIONS = [
     CREATE TABLE logs_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO logs_counters VALUES ('seq', 1)
     """,
+    # Whether a group ever stored a message with a NUL character, which GLOB does not read past:
+    # FilterLogEvents then lets such messages past its SQL prefilter (see events.py).
+    """
+    ALTER TABLE logs_groups ADD COLUMN nul_messages INTEGER NOT NULL DEFAULT 0;
+    UPDATE logs_groups SET nul_messages = 1 WHERE id IN
+        (SELECT DISTINCT group_id FROM logs_events WHERE instr(message, char(0)) > 0)
+    """,
 ]
 
 _GROUP_COLUMNS = (
@@ -322,6 +329,7 @@ class LogStore:
         streams: dict[tuple[int, str], int] = {}
         touched: dict[int, list[int]] = {}  # stream id -> [first, last, ingested]
         added_bytes: dict[int, int] = {}
+        nul_groups: set[int] = set()
         for item in items:
             group_key = (item.account, item.region, item.group)
             group_id = groups.get(group_key)
@@ -347,8 +355,10 @@ class LogStore:
                 touched[stream_id] = [first, last, ingested]
             else:
                 seen[0], seen[1], seen[2] = min(seen[0], first), max(seen[1], last), ingested
-            size = len("".join([message for _, message in events]).encode())
-            added_bytes[group_id] = added_bytes.get(group_id, 0) + size
+            text = "".join([message for _, message in events])
+            added_bytes[group_id] = added_bytes.get(group_id, 0) + len(text.encode())
+            if "\0" in text:
+                nul_groups.add(group_id)
         conn.executemany(_INSERT_EVENT, rows)
         conn.execute("UPDATE logs_counters SET value = ? WHERE name = 'seq'", (seq,))
         tokens = {}
@@ -364,6 +374,11 @@ class LogStore:
             "UPDATE logs_groups SET stored_bytes = stored_bytes + ? WHERE id = ?",
             [(size, group_id) for group_id, size in added_bytes.items()],
         )
+        if nul_groups:
+            conn.executemany(
+                "UPDATE logs_groups SET nul_messages = 1 WHERE id = ?",
+                [(group_id,) for group_id in nul_groups],
+            )
         for item in items:
             group_id = groups[(item.account, item.region, item.group)]
             stream_id = streams[(group_id, item.stream)]
@@ -421,9 +436,7 @@ class LogStore:
             "SELECT id, retention FROM logs_groups WHERE retention IS NOT NULL"
         ).fetchall():
             cutoff = now - days * DAY_MS
-            count, size = self._delete_some(
-                conn, "group_id = ? AND ts < ?", (group_id, cutoff), budget
-            )
+            count, size = self._delete_some(conn, "group_id = ?", (group_id,), budget, cutoff)
             self._forget_bytes(conn, group_id, size)
             budget -= count
             if budget <= 0:
@@ -431,15 +444,29 @@ class LogStore:
         return False
 
     def _delete_some(
-        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...], limit: int
+        self,
+        conn: sqlite3.Connection,
+        where: str,
+        params: tuple[Any, ...],
+        limit: int,
+        before: int | None = None,
     ) -> tuple[int, int]:
-        """Delete the first `limit` events (by time) matching `where`: (count, message bytes)."""
+        """Delete the first `limit` events (by time) matching `where` (and older than `before`,
+        if given): (count, message bytes)."""
+        older, older_params = ("", ()) if before is None else (" AND ts < ?", (before,))
         bound = conn.execute(
-            f"SELECT ts, seq FROM logs_events WHERE {where} ORDER BY ts, seq LIMIT 1 OFFSET ?",
-            (*params, limit - 1),
+            f"SELECT ts, seq FROM logs_events WHERE {where}{older}"
+            " ORDER BY ts, seq LIMIT 1 OFFSET ?",
+            (*params, *older_params, limit - 1),
         ).fetchone()
-        if bound is not None:
-            where, params = f"{where} AND (ts, seq) <= (?, ?)", (*params, *bound)
+        if bound is None:  # fewer than `limit` left: all of them
+            where, params = where + older, (*params, *older_params)
+        else:
+            # `ts <= ?` ends the index range at the batch's last event (older than `before`), so
+            # a step reads about `limit` rows; ended by `ts < before`, every step would read all
+            # the expired rows still left
+            where = f"{where} AND ts <= ? AND (ts, seq) <= (?, ?)"
+            params = (*params, bound[0], *bound)
         sizes = conn.execute(
             f"DELETE FROM logs_events WHERE {where} RETURNING length(CAST(message AS BLOB))",
             params,

@@ -10,6 +10,9 @@ import orjson
 
 from .errors import invalid
 
+# SQLite's integers: a token's numbers outside them would fail in the query (OverflowError).
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
 
 def encode(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
@@ -21,7 +24,9 @@ def decode(token: str) -> dict[str, Any]:
         state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
         state = None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or any(
+        type(value) is int and not INT64_MIN <= value <= INT64_MAX for value in state.values()
+    ):
         raise invalid("The specified nextToken is invalid.")
     return state
 
@@ -44,6 +49,14 @@ def stream_token(direction: str, ts: int, seq: int) -> str:
 
 def parse_stream_token(token: str) -> tuple[str, int, int]:
     direction, _, digits = token.partition("/")
-    if direction not in ("f", "b") or len(digits) != 40 or not digits.isdigit():
+    # ASCII digits (int() rejects some that isdigit() accepts, such as "²"), and numbers within
+    # SQLite's integers (20 digits reach past them)
+    if (
+        direction not in ("f", "b")
+        or len(digits) != 40
+        or not (digits.isascii() and digits.isdigit())
+        or int(digits[:20]) - _OFFSET > INT64_MAX
+        or int(digits[20:]) > INT64_MAX
+    ):
         raise invalid("The specified nextToken is invalid.")
     return direction, int(digits[:20]) - _OFFSET, int(digits[20:])
