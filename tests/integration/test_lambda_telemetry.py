@@ -252,3 +252,36 @@ def test_async_event_age_is_recorded(lam: Any, cloudwatch: Any) -> None:
     assert sum(point["SampleCount"] for point in ages) == 1
     invocations = eventually(lambda: _statistics(cloudwatch, name, "Invocations"))
     assert sum(point["Sum"] for point in invocations) == 1
+
+
+BAD_EMF_SOURCE = """
+import json
+
+def handler(event, context):
+    print(json.dumps({
+        "_aws": {
+            "Timestamp": 1e22,
+            "CloudWatchMetrics": [{
+                "Namespace": "Broken",
+                "Dimensions": [["service"]],
+                "Metrics": [{"Name": "Far", "Unit": "Count"}],
+            }],
+        },
+        "service": "x",
+        "Far": 1,
+    }))
+    return 1
+"""
+
+
+def test_an_emf_line_from_the_far_future_is_ignored(
+    lam: Any, cloudwatch: Any, endpoint: str
+) -> None:
+    name = create(lam, BAD_EMF_SOURCE, name=unique("bademf"))["FunctionName"]
+    invoke_json(lam, name, {})
+    invoke_json(lam, name, {})
+    # the function's own metrics are still stored and read back
+    invocations = eventually(lambda: _statistics(cloudwatch, name, "Invocations"))
+    assert sum(point["Sum"] for point in invocations) == 2
+    listed = cloudwatch.list_metrics(Namespace="Broken")["Metrics"]
+    assert listed == []
