@@ -14,8 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,7 +29,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, client, signed_request
 from tests.support.lambdas import create, eventually, invoke_json, unique
-from tests.support.servers import RunningServer, free_port, squall_process, wait_healthy
+from tests.support.servers import RunningServer, squall_process
 
 SLEEPER = """
 import os, time, uuid
@@ -80,41 +78,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("small") / "data"
     with squall_process(data_dir, "--keep-alive", "1", "--concurrency-limit", "2") as server:
         yield server
-
-
-@contextlib.contextmanager
-def killable_server(data_dir: Path, *args: str) -> Iterator[tuple[RunningServer, subprocess.Popen]]:
-    """`squall_process`, exposing the process so a test can kill it however it likes."""
-    port = free_port()
-    log_path = data_dir.parent / f"server-{port}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "server",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                *args,
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        server = RunningServer(f"http://127.0.0.1:{port}", data_dir, port, log_path)
-        try:
-            wait_healthy(server.endpoint, process=process)
-            yield server, process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -875,7 +838,9 @@ def test_function_event_invoke_config_of_unknown_function(engine: RunningServer)
 def test_queued_events_survive_kill_9(tmp_path_factory: pytest.TempPathFactory) -> None:
     data_dir = tmp_path_factory.mktemp("durable") / "data"
     events = [{"marker": uuid.uuid4().hex, "n": n} for n in range(3)]
-    with killable_server(data_dir) as (server, process):
+    with squall_process(data_dir) as server:
+        process = server.process
+        assert process is not None
         lam = lambda_client(server)
         arn = recorder(lam)
         lam.put_function_concurrency(FunctionName=arn, ReservedConcurrentExecutions=0)
@@ -885,7 +850,7 @@ def test_queued_events_survive_kill_9(tmp_path_factory: pytest.TempPathFactory) 
         assert process.wait(timeout=10) == -signal.SIGKILL
         _end_leftovers(leftovers)
 
-    with killable_server(data_dir) as (server, _):
+    with squall_process(data_dir) as server:
         lam = lambda_client(server)
         # the reservation survived the crash: nothing is delivered yet
         assert lam.get_function_concurrency(FunctionName=arn)["ReservedConcurrentExecutions"] == 0

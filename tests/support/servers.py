@@ -52,6 +52,7 @@ class RunningServer:
     data_dir: Path
     port: int
     log_path: Path | None = None
+    process: subprocess.Popen | None = None  # the server process, when it is one
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
@@ -81,7 +82,7 @@ def squall_process(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-        server = RunningServer(f"http://127.0.0.1:{port}", data_dir, port, log_path)
+        server = RunningServer(f"http://127.0.0.1:{port}", data_dir, port, log_path, process)
         try:
             wait_healthy(server.endpoint, process=process)
             yield server

@@ -55,19 +55,9 @@ class InvokeApi(LambdaCore):
             self._target(function, ref)  # the function and qualifier must exist
             await self.enqueue(ctx.request_id, function, ref.qualifier, payload, {})
             return {"StatusCode": 202, "Payload": b""}
-        version, executed = self._target(function, ref)
-        if kind == "DryRun":
+        outcome, executed = await self._run_sync(ctx, request, function, ref, "InvokeFunction")
+        if outcome is None:
             return {"StatusCode": 204, "Payload": b""}
-        _check_size(payload, MAX_SYNC_PAYLOAD, "InvokeFunction")
-        _check_json(payload)
-        outcome = await self._run(
-            ctx.request_id,
-            function,
-            version,
-            ref,
-            payload,
-            client_context=_client_context(request.get("ClientContext")),
-        )
         result: Response = {
             "StatusCode": 200,
             "Payload": outcome.result.payload,
@@ -81,14 +71,41 @@ class InvokeApi(LambdaCore):
 
     @operation("InvokeWithResponseStream")
     async def invoke_with_response_stream(self, ctx: RequestContext, request: Request) -> Response:
-        kind = request.get("InvocationType") or "RequestResponse"
-        payload = request.get("Payload") or b""
         ref = self.ref_of(ctx, request)
         function = self.function_of(ref)
-        version, executed = self._target(function, ref)
-        if kind == "DryRun":
+        outcome, executed = await self._run_sync(
+            ctx,
+            request,
+            function,
+            ref,
+            "InvokeWithResponseStream",
+            response_limit=MAX_STREAM_RESPONSE,
+        )
+        if outcome is None:
             return {"StatusCode": 204, "ExecutedVersion": executed}
-        _check_size(payload, MAX_SYNC_PAYLOAD, "InvokeWithResponseStream")
+        tail = outcome.tail() if request.get("LogType") == "Tail" else None
+        return {
+            "StatusCode": 200,
+            "ExecutedVersion": executed,
+            "EventStream": _stream_events(outcome, tail),
+        }
+
+    async def _run_sync(
+        self,
+        ctx: RequestContext,
+        request: Request,
+        function: Function,
+        ref: FunctionRef,
+        operation_name: str,
+        *,
+        response_limit: int = MAX_SYNC_RESPONSE,
+    ) -> tuple[Outcome | None, str]:
+        """A synchronous call (None for a dry run) and the version it ran (or would run)."""
+        version, executed = self._target(function, ref)
+        if (request.get("InvocationType") or "RequestResponse") == "DryRun":
+            return None, executed
+        payload = request.get("Payload") or b""
+        _check_size(payload, MAX_SYNC_PAYLOAD, operation_name)
         _check_json(payload)
         outcome = await self._run(
             ctx.request_id,
@@ -97,14 +114,9 @@ class InvokeApi(LambdaCore):
             ref,
             payload,
             client_context=_client_context(request.get("ClientContext")),
-            response_limit=MAX_STREAM_RESPONSE,
+            response_limit=response_limit,
         )
-        tail = outcome.tail() if request.get("LogType") == "Tail" else None
-        return {
-            "StatusCode": 200,
-            "ExecutedVersion": executed,
-            "EventStream": _stream_events(outcome, tail),
-        }
+        return outcome, executed
 
     @operation("InvokeAsync")
     async def invoke_async(self, ctx: RequestContext, request: Request) -> Response:
