@@ -23,6 +23,7 @@ from squall.services.base import Service
 from squall.services.cloudwatch.service import CloudWatchService
 from squall.services.iam.keys import AccessKeys
 from squall.services.logs.service import LogsService
+from squall.services.s3.service import S3Service
 from squall.services.sts import StsService
 from squall.store import BlobStore, Store, open_store
 
@@ -33,7 +34,10 @@ def build_services(settings: Settings, store: Store, blobs: BlobStore) -> list[S
     logs = LogsService(settings, store)
     metrics = CloudWatchService(settings, store)
     telemetry = Telemetry(ingest=logs.ingest, record=metrics.record, record_emf=metrics.record_emf)
-    return [StsService(), logs, metrics, LambdaService(settings, store, blobs, telemetry=telemetry)]
+    functions = LambdaService(settings, store, blobs, telemetry=telemetry)
+    objects = S3Service(settings, store, targets=functions.targets)
+    functions.objects = objects  # Lambda code from S3
+    return [StsService(), logs, metrics, objects, functions]
 
 
 def build_app(settings: Settings, services: list[Service] | None = None) -> EdgeApp:

@@ -322,3 +322,107 @@ def test_stop_cancels_late_dispatches_without_losing_them(store: Store) -> None:
     asyncio.run(main())
     assert sorted(calls) == ["quick", "slow", "slow"]
     assert rows(store) == {}
+
+
+def test_add_outside_a_transaction_commits_and_dispatches(store: Store) -> None:
+    seen: list[str] = []
+
+    async def dispatch(ev: QueuedEvent) -> None:
+        seen.append(ev.id)
+
+    async def main() -> None:
+        q = AsyncQueue(store, idle_poll_s=10)
+        q.start(dispatch)
+        q.add(event("r1"))
+        other = store.connect()
+        try:
+            assert other.execute("SELECT id FROM async_events").fetchall() == [("r1",)]
+        finally:
+            other.close()
+        with pytest.raises(ValueError):
+            q.add(event("r1"))
+        assert await q.wait_idle(1)
+        await q.stop()
+
+    asyncio.run(main())
+    assert seen == ["r1"]
+
+
+def test_add_joins_the_callers_transaction(store: Store) -> None:
+    seen: list[str] = []
+
+    async def dispatch(ev: QueuedEvent) -> None:
+        seen.append(ev.id)
+
+    async def main() -> None:
+        q = AsyncQueue(store, idle_poll_s=10)
+        q.start(dispatch)
+        with store.transaction() as conn:
+            conn.execute("CREATE TABLE objects (key TEXT)")
+            conn.execute("INSERT INTO objects VALUES ('a')")
+            q.add(event("committed"))
+            other = store.connect()
+            try:  # not visible to anyone else before the caller commits
+                assert other.execute("SELECT id FROM async_events").fetchall() == []
+            finally:
+                other.close()
+        assert set(rows(store)) == {"committed"}
+        assert await q.wait_idle(1)
+        await q.stop()
+
+    asyncio.run(main())
+    assert seen == ["committed"]
+    assert rows(store) == {}
+
+
+def test_add_rolled_back_with_the_callers_transaction_is_forgotten(store: Store) -> None:
+    seen: list[str] = []
+
+    async def dispatch(ev: QueuedEvent) -> None:
+        seen.append(ev.id)
+
+    async def main() -> None:
+        q = AsyncQueue(store, idle_poll_s=10)
+        q.start(dispatch)
+        with pytest.raises(RuntimeError), store.transaction():
+            q.add(event("doomed"))
+            raise RuntimeError("the object write failed")
+        assert rows(store) == {}
+        assert q.pending() == 1  # until the scheduler finds the row gone
+        assert await q.wait_idle(1)
+        q.add(event("next"))  # the queue carries on
+        assert await q.wait_idle(1)
+        await q.stop()
+
+    asyncio.run(main())
+    assert seen == ["next"]
+    assert rows(store) == {}
+
+
+def test_nothing_is_dispatched_while_a_transaction_is_open(store: Store) -> None:
+    seen: list[str] = []
+
+    async def dispatch(ev: QueuedEvent) -> None:
+        seen.append(ev.id)
+
+    async def main() -> None:
+        q = AsyncQueue(store, idle_poll_s=10)
+        q.start(dispatch)
+        # a caller that awaits inside its transaction: its event is not delivered early
+        store.conn.execute("BEGIN IMMEDIATE")
+        q.add(event("pending"))
+        await asyncio.sleep(0.1)
+        assert seen == []
+        store.conn.execute("COMMIT")
+        assert await q.wait_idle(1)
+        # and one that rolls back after awaiting: never delivered at all
+        store.conn.execute("BEGIN IMMEDIATE")
+        q.add(event("rolled-back"))
+        await asyncio.sleep(0.05)
+        store.conn.execute("ROLLBACK")
+        assert await q.wait_idle(1)
+        await q.stop()
+
+    asyncio.run(main())
+    assert seen == ["pending"]
+    assert rows(store) == {}

@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+# An output key a handler may set to answer with another status than the operation's usual
+# one (S3's 206 Partial Content); never serialized.
+RESPONSE_STATUS = "$status"
+
+
+class RequestBody(ABC):
+    """A request body read as it arrives, for operations whose payload can be larger than
+    memory (S3's PutObject). Iterating yields the payload bytes (transfer framings such as
+    aws-chunked already removed, signatures checked); an error in the body (a bad chunk
+    signature, a hash mismatch, a short body) raises the service's `ServiceError` from the
+    iteration, after all data before it. `trailers` (lower-case names) are complete once the
+    iteration has ended; `trailer_names` are those the client announced (x-amz-trailer). A body
+    can be iterated once."""
+
+    trailers: dict[str, str]
+    trailer_names: tuple[str, ...] = ()
+
+    @property
+    @abstractmethod
+    def declared_length(self) -> int | None:
+        """The payload length the client announced, if it did."""
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -23,6 +49,8 @@ class HttpRequest:
     body: bytes = b""
     client_ip: str = "127.0.0.1"
     query: list[tuple[str, str]] = field(default_factory=list)
+    # set instead of `body` for an operation that reads its payload as a stream
+    stream: RequestBody | None = None
 
     @property
     def path(self) -> str:

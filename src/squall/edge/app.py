@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import time
@@ -29,10 +30,12 @@ from squall.core.http import HttpRequest, HttpResponse
 from .audit import AuditLog, redact
 from .auth import Authenticator, Identity, family_of, rejected
 from .aws_chunked import ChunkedError, decoder_for
+from .body import StreamedBody
 from .protocols import Protocol
 from .protocols.model import is_read_only
 from .protocols.validate import validate, validation_message
 from .router import Endpoint, Router
+from .sigv2 import SigV2Signature, parse_sigv2
 from .sigv4 import SignatureInfo, SigV4Error, parse_signature
 
 log = logging.getLogger("squall.edge")
@@ -49,6 +52,22 @@ class RequestTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before its request was read whole: nothing is served."""
+
+
+class _BodyTracker:
+    """Passes `receive` through, noting whether the request body has been read to its end."""
+
+    __slots__ = ("_receive", "complete")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.complete = False
+
+    async def receive(self) -> dict[str, Any]:
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self.complete = True
+        return message
 
 
 class EdgeApp:
@@ -113,21 +132,16 @@ class EdgeApp:
                 ),
             )
         else:
+            body = _BodyTracker(receive)
             try:
-                request.body = await _read_body(receive, self.settings.max_body_bytes)
+                response = await self.handle(request, body.receive)
             except ClientGone:
                 return
-            except RequestTooLarge:
-                response = self._edge_error(
-                    request,
-                    ServiceError(
-                        "RequestEntityTooLarge",
-                        f"Request must be smaller than {self.settings.max_body_bytes} bytes.",
-                        status=413,
-                    ),
-                )
-            else:
-                response = await self.handle(request)
+            if not body.complete:
+                # answered before the body was read (a streamed upload refused up front): the
+                # rest of it may still come, or never (Expect: 100-continue), so the connection
+                # cannot carry another request
+                response.headers.append(("Connection", "close"))
         await _send_response(send, receive, response)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -140,21 +154,34 @@ class EdgeApp:
                 (time.perf_counter() - began) * 1000,
             )
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
-        """Serve one request (already read) and return the response."""
-        if request.raw_path.startswith("/_squall/"):
-            return await self._internal(request)
-        if request.raw_path == "/metrics" and _unsigned(request):
+    async def handle(self, request: HttpRequest, receive: Receive | None = None) -> HttpResponse:
+        """Serve one request and return the response. With `receive`, the body has not been
+        read yet: it is read whole here, or handed to the operation as a stream when the
+        operation takes one (raises `ClientGone` if the client leaves first)."""
+        internal = request.raw_path.startswith("/_squall/")
+        if not internal and request.raw_path == "/metrics" and _unsigned(request):
             # Prometheus scrapes the bare path; an S3 bucket named "metrics" is always signed
             request.raw_path = "/_squall/cloudwatch/metrics"
+            internal = True
+        signature: SignatureInfo | SigV2Signature | None = None
+        signature_error: SigV4Error | None = None
+        if not internal:
+            try:
+                signature = parse_sigv2(request) or parse_signature(request)
+            except SigV4Error as exc:
+                signature_error = exc
+        stream_from: Receive | None = None
+        if receive is not None:
+            if signature is not None and self._streams_body(request, signature):
+                stream_from = receive
+            else:
+                try:
+                    request.body = await _read_body(receive, self.settings.max_body_bytes)
+                except RequestTooLarge:
+                    return self._edge_error(request, _too_large(self.settings.max_body_bytes))
+        if internal:
             return await self._internal(request)
         request_id = str(uuid.uuid4())
-        signature: SignatureInfo | None = None
-        signature_error: SigV4Error | None = None
-        try:
-            signature = parse_signature(request)
-        except SigV4Error as exc:
-            signature_error = exc
         signing_name = signature.service if signature else None
         endpoint = self.router.resolve(request, signing_name)
         if endpoint is None:
@@ -172,8 +199,14 @@ class EdgeApp:
                 family=family,
                 allows_anonymous=endpoint.service.allows_anonymous,
                 signing_name=endpoint.signing_name,
+                check_payload=stream_from is None,
+                host_bucket=(
+                    self.router.bucket_from_host(request.host)
+                    if isinstance(signature, SigV2Signature)
+                    else None
+                ),
             )
-            response = await self._dispatch(call)
+            response = await self._dispatch(call, stream_from)
         except ServiceError as error:
             call.error = error
             response = protocol.serialize_error(request, endpoint.model, error, request_id)
@@ -185,10 +218,34 @@ class EdgeApp:
         response.label = call.describe()
         return response
 
-    async def _dispatch(self, call: _Call) -> HttpResponse:
+    def _streams_body(
+        self, request: HttpRequest, signature: SignatureInfo | SigV2Signature
+    ) -> bool:
+        """Whether the request is for an operation that reads its body as a stream. Only
+        requests whose signature does not cover the body bytes themselves qualify (presigned,
+        or carrying x-amz-content-sha256): any other must be read whole to be verified."""
+        if not signature.presigned and "x-amz-content-sha256" not in request.headers:
+            return False
+        endpoint = self.router.resolve(request, signature.service)
+        if endpoint is None or not endpoint.service.streamed_input:
+            return False
+        probe = dataclasses.replace(request)
+        self.router.rewrite_virtual_host(probe, endpoint)
+        try:
+            operation = self.router.protocol_for(probe, endpoint).resolve_operation(
+                probe, endpoint.model
+            )
+        except ServiceError:
+            return False
+        return operation.name in endpoint.service.streamed_input
+
+    async def _dispatch(self, call: _Call, stream_from: Receive | None = None) -> HttpResponse:
         request, endpoint, protocol = call.request, call.endpoint, call.protocol
         self.router.rewrite_virtual_host(request, endpoint)
-        _decode_chunked_body(request, call.identity)
+        if stream_from is None:
+            _decode_chunked_body(request, call.identity)
+        else:
+            request.stream = _streamed_body(request, call.identity, stream_from)
         call.operation = operation = protocol.resolve_operation(request, endpoint.model)
         call.params = params = protocol.parse(request, operation)
         problems = validate(operation.input_shape, params)
@@ -345,8 +402,62 @@ def _decode_chunked_body(request: HttpRequest, identity: Identity | None) -> Non
         request.headers[name] = value
 
 
+def _streamed_body(
+    request: HttpRequest, identity: Identity | None, receive: Receive
+) -> StreamedBody:
+    """The body of a streamed request, with aws-chunked framing lifted off as it is read and
+    a hex payload hash checked at its end (when the signature was verified)."""
+    headers = request.headers
+    signature = identity.signature if identity else None
+    secret = identity.secret_key if identity else None
+    encoding = headers.get("content-encoding", "")
+    content_sha = headers.get("x-amz-content-sha256", "")
+    chunked = "aws-chunked" in encoding or content_sha.startswith("STREAMING-")
+    declared = _int_header(headers.get("content-length"))
+    if not chunked:
+        expected = content_sha if secret is not None and _is_hex_sha256(content_sha) else None
+        return StreamedBody(receive, declared_length=declared, expected_sha256=expected)
+    decoded_length = _int_header(headers.get("x-amz-decoded-content-length"))
+    decoder = decoder_for(signature, secret, decoded_content_length=decoded_length)
+    remaining = [part.strip() for part in encoding.split(",") if part.strip() != "aws-chunked"]
+    if remaining:
+        headers["content-encoding"] = ",".join(remaining)
+    else:
+        headers.pop("content-encoding", None)
+    if decoded_length is not None:
+        headers["content-length"] = str(decoded_length)
+    else:
+        headers.pop("content-length", None)
+    announced = tuple(
+        name.strip().lower() for name in headers.get("x-amz-trailer", "").split(",") if name.strip()
+    )
+    return StreamedBody(
+        receive, declared_length=decoded_length, decoder=decoder, trailer_names=announced
+    )
+
+
+def _int_header(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def _is_hex_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def _too_large(limit: int) -> ServiceError:
+    return ServiceError(
+        "RequestEntityTooLarge", f"Request must be smaller than {limit} bytes.", status=413
+    )
+
+
 def _unsigned(request: HttpRequest) -> bool:
-    return "authorization" not in request.headers and request.query_value("X-Amz-Signature") is None
+    return (
+        "authorization" not in request.headers
+        and request.query_value("X-Amz-Signature") is None
+        and request.query_value("Signature") is None
+    )
 
 
 def _request_from_scope(scope: Scope) -> HttpRequest:

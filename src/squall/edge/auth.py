@@ -1,4 +1,5 @@
-"""Who signed a request: SigV4 verification against the stored access keys.
+"""Who signed a request: SigV4 verification against the stored access keys (and, for S3 only,
+SigV2 presigned URLs, which boto3 makes by default in us-east-1).
 
 Errors use each service family's own codes: query services say `InvalidClientTokenId` and
 `SignatureDoesNotMatch`, JSON services `UnrecognizedClientException` and
@@ -15,13 +16,17 @@ from squall.core.config import DEFAULT_ACCOUNT
 from squall.core.context import ANONYMOUS, Principal
 from squall.core.errors import ServiceError
 from squall.core.http import HttpRequest
-from squall.services.iam.keys import AccessKeys, root_principal
+from squall.services.iam.keys import AccessKey, AccessKeys, root_principal
 
+from .sigv2 import SigV2Error, SigV2Signature, verify_presigned
 from .sigv4 import SignatureInfo, SigV4Error, verify
 
 log = logging.getLogger(__name__)
 
 _INVALID_TOKEN = "The security token included in the request is invalid."
+_SIGV4_ONLY = (
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +46,23 @@ class Authenticator:
     def authenticate(
         self,
         request: HttpRequest,
-        signature: SignatureInfo | None,
+        signature: SignatureInfo | SigV2Signature | None,
         *,
         family: str,
         allows_anonymous: bool,
         signing_name: str = "",
+        check_payload: bool = True,
+        host_bucket: str | None = None,
     ) -> Identity:
-        """The caller of a request, or the family's 4xx error. `family`: query, json or s3."""
+        """The caller of a request, or the family's 4xx error. `family`: query, json or s3.
+        `host_bucket`: the bucket a virtual-host-style S3 request names in its Host (SigV2
+        signs it as part of the path)."""
         if signature is None:
             if allows_anonymous:
                 return Identity(ANONYMOUS, self.default_region, None)
             raise _missing(family)
+        if isinstance(signature, SigV2Signature):
+            return self._authenticate_v2(request, signature, family, host_bucket)
         if "host" not in signature.signed_headers:
             raise rejected(
                 family,
@@ -70,19 +81,57 @@ class Authenticator:
             )
         key = self.keys.lookup(signature.access_key_id)
         if self.mode == "any":
-            principal = (
-                key.principal
-                if key
-                else root_principal(_account_for(signature.access_key_id), signature.access_key_id)
-            )
+            principal = _any_principal(key, signature.access_key_id)
             return Identity(principal, signature.region, signature)
         if key is None:
             raise _unknown_key(family, signature.access_key_id)
         try:
-            verify(request, signature, key.secret_access_key, now=datetime.now(UTC))
+            verify(
+                request,
+                signature,
+                key.secret_access_key,
+                now=datetime.now(UTC),
+                check_payload=check_payload,
+            )
         except SigV4Error as exc:
             raise rejected(family, exc, presigned=signature.presigned) from None
         return Identity(key.principal, signature.region, signature, key.secret_access_key)
+
+    def _authenticate_v2(
+        self, request: HttpRequest, signature: SigV2Signature, family: str, bucket: str | None
+    ) -> Identity:
+        """SigV2: presigned S3 URLs are verified (or, with `--auth any`, accepted like SigV4
+        requests); the Authorization header form is refused as S3 refuses it where only SigV4
+        is accepted, unless signatures are not checked at all."""
+        if family != "s3":
+            raise rejected(
+                family,
+                SigV4Error(
+                    "malformed",
+                    "Signature Version 2 is only accepted by S3; please use AWS4-HMAC-SHA256.",
+                ),
+            )
+        if not signature.presigned and self.mode != "any":
+            raise ServiceError("InvalidRequest", _SIGV4_ONLY, status=400)
+        key = self.keys.lookup(signature.access_key_id)
+        if self.mode == "any":
+            principal = _any_principal(key, signature.access_key_id)
+            return Identity(principal, self.default_region, None)
+        if key is None:
+            raise _unknown_key(family, signature.access_key_id)
+        try:
+            verify_presigned(
+                request, signature, key.secret_access_key, now=datetime.now(UTC), bucket=bucket
+            )
+        except SigV2Error as exc:
+            code = "SignatureDoesNotMatch" if exc.kind == "mismatch" else "AccessDenied"
+            raise ServiceError(code, exc.message, status=403, fields=exc.fields) from None
+        return Identity(key.principal, self.default_region, None)
+
+
+def _any_principal(key: AccessKey | None, access_key_id: str) -> Principal:
+    """With `--auth any`: the key's principal, or the root of the account the key id names."""
+    return key.principal if key else root_principal(_account_for(access_key_id), access_key_id)
 
 
 def _account_for(access_key_id: str) -> str:

@@ -101,17 +101,12 @@ class Router:
         segment = request.raw_path.lstrip("/").split("/", 1)[0]
         if segment in self._by_segment:
             return self._by_segment[segment]
-        if request.query_value("Action") is None:
+        if request.query_value("Action") is None and _form_action(request) is None:
             return self._catch_all
         return None
 
     def _by_action(self, request: HttpRequest) -> Endpoint | None:
-        action = request.query_value("Action")
-        if action is None and request.content_type == "application/x-www-form-urlencoded":
-            for key, value in _form_pairs(request.body):
-                if key == "Action":
-                    action = value
-                    break
+        action = request.query_value("Action") or _form_action(request)
         if action:
             for endpoint in self.endpoints.values():
                 if "query" in endpoint.protocols and action in endpoint.model.operation_names:
@@ -155,6 +150,16 @@ class Router:
         bucket = self.bucket_from_host(request.host)
         if bucket is not None:
             request.raw_path = "/" + quote(bucket) + request.raw_path
+
+
+def _form_action(request: HttpRequest) -> str | None:
+    """The query protocol's `Action` sent in a form body."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    for key, value in _form_pairs(request.body):
+        if key == "Action":
+            return value
+    return None
 
 
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:

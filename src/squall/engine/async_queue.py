@@ -7,8 +7,10 @@ gives). A ``dispatch`` that raises is logged and the event is retried ``failure_
 with its attempt count unchanged: an event leaves the queue only when ``dispatch`` says so.
 
 Delivery is at-least-once. Every event is a row in SQLite, committed before :meth:`put`
-returns; an event whose dispatch was under way when the process died (or when :meth:`stop`
-gave up waiting for it) is still in the table and is delivered again on the next start.
+returns (:meth:`add` writes it inside the caller's open transaction instead, and nothing is
+dispatched while a transaction is open on the connection); an event whose dispatch was under
+way when the process died (or when :meth:`stop` gave up waiting for it) is still in the table
+and is delivered again on the next start.
 
 In memory the queue keeps only each pending event's id and due time (a dict, plus a heap of
 ``(not_before, id)`` whose stale entries are skipped lazily); payloads are read from the table
@@ -39,6 +41,8 @@ __all__ = ["AsyncQueue", "Dispatch", "QueuedEvent", "Reschedule"]
 log = logging.getLogger(__name__)
 
 COMPONENT = "engine.async_queue"
+# how often the scheduler looks again while a transaction is open on the store's connection
+TRANSACTION_POLL_S = 0.01
 MIGRATIONS = [
     """
     CREATE TABLE async_events (
@@ -119,8 +123,15 @@ class AsyncQueue:
 
     # -- public interface ---------------------------------------------------------------------
 
-    async def put(self, event: QueuedEvent) -> None:
-        """Store ``event``; it is committed (durable) when this returns.
+    def add(self, event: QueuedEvent) -> None:
+        """Store ``event`` and schedule it; synchronous, for callers inside a transaction.
+
+        The row is written in :meth:`Store.transaction`, so inside a transaction the caller
+        has open on ``Store.conn`` it is a savepoint of that transaction: the event becomes
+        durable when the caller commits, and vanishes if the caller rolls back (the scheduler
+        then finds no row and forgets the id). Outside a transaction it is committed before
+        this returns. Nothing is dispatched while ``Store.conn`` has a transaction open, so an
+        uncommitted event is never delivered.
 
         Raises ``ValueError`` if an event with the same id is already queued.
         """
@@ -146,6 +157,14 @@ class AsyncQueue:
             )
         self._set_due(event.id, float(event.not_before))
         self._notify()
+
+    async def put(self, event: QueuedEvent) -> None:
+        """Store ``event``; it is committed (durable) when this returns, unless the caller has
+        a transaction open on ``Store.conn`` (see :meth:`add`).
+
+        Raises ``ValueError`` if an event with the same id is already queued.
+        """
+        self.add(event)
 
     def start(self, dispatch: Dispatch) -> None:
         """Start the scheduler on the running loop; every stored event becomes pending."""
@@ -220,6 +239,9 @@ class AsyncQueue:
 
     def _launch_due(self, dispatch: Dispatch) -> float:
         """Start every due event there is room for; return how long to sleep."""
+        if self._store.conn.in_transaction:
+            # someone awaits inside a transaction: what it added may yet roll back
+            return TRANSACTION_POLL_S
         now = self._clock()
         heap = self._heap
         while heap and len(self._in_flight) < self._max_in_flight:
@@ -239,6 +261,11 @@ class AsyncQueue:
     async def _deliver(self, event_id: str, dispatch: Dispatch) -> None:
         settled = False
         try:
+            if self._store.conn.in_transaction:
+                # the row may belong to a transaction that has not committed: look again soon
+                self._set_due(event_id, self._clock() + TRANSACTION_POLL_S)
+                settled = True
+                return
             event = self._fetch(event_id)
             if event is None:  # the row is gone: nothing to deliver
                 self._forget(event_id)

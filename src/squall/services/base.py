@@ -43,6 +43,9 @@ class Service:
     # Operations CloudTrail counts as data events: audited without their parameters, which
     # are data (log events, payloads) rather than configuration.
     data_events: ClassVar[frozenset[str]] = frozenset()
+    # Operations whose blob payload reaches the handler as a `RequestBody` stream, read as it
+    # arrives (S3's PutObject), instead of bytes read whole before the call.
+    streamed_input: ClassVar[frozenset[str]] = frozenset()
 
     def handlers(self) -> dict[str, Handler]:
         found: dict[str, Handler] = {}

@@ -13,7 +13,7 @@ import orjson
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from squall.core.errors import ServiceError
-from squall.core.http import HttpRequest, HttpResponse
+from squall.core.http import RESPONSE_STATUS, HttpRequest, HttpResponse
 
 from .base import (
     Protocol,
@@ -130,6 +130,8 @@ class RestProtocol(Protocol):
         if payload:
             member = shape.members[payload]  # type: ignore[attr-defined]
             if member.type_name == "blob":
+                if request.stream is not None:
+                    return {payload: request.stream}
                 return {payload: request.body} if request.body else {}
             if member.type_name == "string":
                 return {payload: request.body.decode("utf-8", "replace")} if request.body else {}
@@ -164,7 +166,7 @@ class RestProtocol(Protocol):
         output: dict[str, Any],
         request_id: str,
     ) -> HttpResponse:
-        status = int(operation.http.get("responseCode", 200))
+        status = int(output.get(RESPONSE_STATUS) or operation.http.get("responseCode", 200))
         headers = self.response_headers(operation.service_model, request_id)
         shape = operation.output_shape
         payload: Payload = b""
@@ -319,6 +321,12 @@ class RestXmlProtocol(RestProtocol):
         self, model: ServiceModel, shape: Shape, value: dict[str, Any], *, root: str
     ) -> bytes:
         out = ['<?xml version="1.0" encoding="UTF-8"?>']
+        if root == "LocationConstraint" and model.service_name == "s3":
+            # S3's GetBucketLocation answers a bare element whose text is the region
+            xmlns = escape(_xml_namespace(model))
+            text = escape(str(value.get("LocationConstraint") or ""))
+            out.append(f'<LocationConstraint xmlns="{xmlns}">{text}</LocationConstraint>')
+            return "".join(out).encode()
         namespace = shape.serialization.get("xmlNamespace")
         if namespace or shape.type_name != "structure":
             write_element(shape, value, root, out)
@@ -373,7 +381,7 @@ class RestXmlProtocol(RestProtocol):
         headers = self.response_headers(model, request_id)
         headers.extend(error_headers(error))
         body = b""
-        if request.method != "HEAD":
+        if request.method != "HEAD" and error.status != 304:
             body = ('<?xml version="1.0" encoding="UTF-8"?>\n' + document).encode()
         return HttpResponse(status_of(model, error), headers, body)
 

@@ -160,12 +160,14 @@ class CodeStore:
 
     # -- packages ---------------------------------------------------------------------------
 
-    def ingest(self, data: bytes) -> CodeInfo:
+    def ingest(self, data: bytes, *, zipped_limit: bool = True) -> CodeInfo:
         """Validate a zip as Lambda would, store it and describe it.
 
-        Storing is content-addressed, so ingesting the same bytes again costs nothing.
+        Uploads are held to :data:`MAX_ZIPPED_BYTES`; packages read from the object store
+        (``zipped_limit=False``) only to the unzipped limit. Storing is content-addressed, so
+        ingesting the same bytes again costs nothing.
         """
-        if len(data) > MAX_ZIPPED_BYTES:
+        if zipped_limit and len(data) > MAX_ZIPPED_BYTES:
             raise zipped_too_large()
         unzipped = _validate_zip(io.BytesIO(data))
         ref = self.blobs.put(data)

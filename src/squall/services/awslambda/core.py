@@ -31,7 +31,9 @@ from .code import CodeStore, opt_key
 from .configuration import log_group
 from .errors import invalid, not_found
 from .names import LATEST, FunctionRef, parse_function
+from .objects import ObjectSource
 from .registry import Function, Registry, Version
+from .targets import LambdaTargets
 from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,11 @@ class LambdaCore(Service):
         self.invoker = Invoker(self.pool, self.limiter, self.telemetry.function_logs)
         self.queue = AsyncQueue(store)
         self.retry_delay_s = settings.async_retry_delay_s
+        # where `Code.S3Bucket`/`S3Key` packages are read from; the server sets it once the
+        # object store exists (None: such requests are refused)
+        self.objects: ObjectSource | None = None
+        # what event sources (S3 notifications) invoke functions through
+        self.targets = LambdaTargets(self)
         self._url_secret = secrets.token_bytes(32)
         for function in self.registry.functions.values():
             if function.reserved is not None:

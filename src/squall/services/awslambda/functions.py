@@ -20,6 +20,7 @@ from .configuration import (
 from .core import LambdaCore, paginate
 from .errors import check_revision, conflict, invalid, not_found
 from .names import LATEST, parse_layer_version_arn
+from .objects import read_package, wants_object
 from .registry import Function, Version, new_revision, timestamp
 
 MAX_FUNCTIONS_PAGE = 50
@@ -39,7 +40,7 @@ class FunctionsApi(LambdaCore):
                 "Runtime and Handler are mandatory parameters for functions created with "
                 "deployment packages."
             )
-        code = await self._ingest(request.get("Code") or {})
+        code = await self._ingest(ctx, request.get("Code") or {})
         layers = self._layers(request.get("Layers") or [])
         check_unzipped_total([code.unzipped_size, *(info.unzipped_size for info in layers)])
         config: dict[str, Any] = copy.deepcopy(DEFAULTS)
@@ -65,14 +66,14 @@ class FunctionsApi(LambdaCore):
             return render(function, version)
         return render(function, version)
 
-    async def _ingest(self, code: dict[str, Any]) -> CodeInfo:
+    async def _ingest(self, ctx: RequestContext, code: dict[str, Any]) -> CodeInfo:
+        """The package a `Code` / `Content` member gives (inline or in the object store),
+        validated and stored."""
         if code.get("ZipFile"):
             return await asyncio.to_thread(self.code.ingest, code["ZipFile"])
-        if code.get("S3Bucket") or code.get("S3Key"):
-            raise invalid(
-                "squall has no object store yet: pass the package as ZipFile "
-                "(S3Bucket/S3Key arrive with the S3 service)."
-            )
+        if wants_object(code):
+            data = await read_package(self.objects, ctx.account_id, code)
+            return await asyncio.to_thread(self.code.ingest, data, zipped_limit=False)
         if code.get("ImageUri"):
             raise invalid(
                 "squall runs .zip deployment packages; container images are not supported."
@@ -213,7 +214,7 @@ class FunctionsApi(LambdaCore):
         latest = function.latest
         check_revision(request.get("RevisionId"), latest.config["RevisionId"])
         check_settings({"Architectures": request.get("Architectures")})
-        code = await self._ingest(request)
+        code = await self._ingest(ctx, request)
         layer_infos = [await asyncio.to_thread(self.code.info, h) for h in latest.layers]
         check_unzipped_total([code.unzipped_size, *(i.unzipped_size for i in layer_infos)])
         updated = Version(config=copy.deepcopy(latest.config), code=code.sha256_hex)

@@ -20,7 +20,7 @@ class LayersApi(FunctionsApi, LambdaCore):
     @operation("PublishLayerVersion")
     async def publish_layer_version(self, ctx: RequestContext, request: Request) -> Response:
         account, region, name = parse_layer_name(request["LayerName"], ctx.account_id, ctx.region)
-        code = await self._ingest(request.get("Content") or {})
+        code = await self._ingest(ctx, request.get("Content") or {})
         layer = self.registry.layers.get((account, region, name)) or Layer(account, region, name)
         number = layer.next_version
         layer.next_version += 1
