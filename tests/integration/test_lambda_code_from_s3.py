@@ -132,21 +132,26 @@ def test_publish_layer_version_from_an_s3_object(lam: Any, s3: Any, bucket: str)
     assert payload == {"shared": "from s3"}
 
 
-def test_s3_object_version_picks_that_version(lam: Any, s3: Any) -> None:
-    versioned = unique("codever")
-    s3.create_bucket(Bucket=versioned)
-    try:
-        s3.put_bucket_versioning(Bucket=versioned, VersioningConfiguration={"Status": "Enabled"})
-    except botocore.exceptions.ClientError as error:
-        pytest.skip(f"bucket versioning is not available: {error}")
-    key = "fn.zip"
-    first = handler_zip(SOURCE % 1)
-    first_version = s3.put_object(Bucket=versioned, Key=key, Body=first)["VersionId"]
-    s3.put_object(Bucket=versioned, Key=key, Body=handler_zip(SOURCE % 2))
-    created = create_from_s3(lam, versioned, key, S3ObjectVersion=first_version)
-    assert created["CodeSha256"] == code_sha256(first)
+def test_s3_object_version_of_an_unversioned_bucket(lam: Any, s3: Any, bucket: str) -> None:
+    # squall's buckets are unversioned: their objects' only version is "null"
+    key = "fn-null.zip"
+    body = handler_zip(SOURCE % 3)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    created = create_from_s3(lam, bucket, key, S3ObjectVersion="null")
+    assert created["CodeSha256"] == code_sha256(body)
     _, payload = invoke_json(lam, created["FunctionName"])
-    assert payload == {"answer": 1}
+    assert payload == {"answer": 3}
+    response = lambda_error(
+        lam.create_function,
+        FunctionName=unique("s3ver"),
+        Runtime=RUNTIME,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"S3Bucket": bucket, "S3Key": key, "S3ObjectVersion": "3HL4kqtJlcpXroDTDmJ"},
+    )
+    assert response["Error"]["Code"] == "InvalidParameterValueException"
+    message = response["Error"]["Message"]
+    assert message.startswith("Error occurred while GetObject. S3 Error Code: NoSuchKey")
 
 
 def test_missing_objects_are_refused_as_lambda_does(lam: Any, s3: Any, bucket: str) -> None:
