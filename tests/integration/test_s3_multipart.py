@@ -326,3 +326,129 @@ def test_part_number_out_of_range_is_invalid_argument(s3: Any, bucket: str) -> N
 def test_multipart_upload_in_a_missing_bucket_is_no_such_bucket(s3: Any) -> None:
     code, status, _ = fails(s3.create_multipart_upload, Bucket=unique("missing"), Key="k")
     assert (code, status) == ("NoSuchBucket", 404)
+
+
+# --------------------------------------------------------------------------- review regressions
+
+
+def test_get_by_part_number(s3: Any, bucket: str, big_part: bytes) -> None:
+    upload_id = start(s3, bucket)
+    complete(s3, bucket, upload_id, upload(s3, bucket, upload_id, [big_part, b"tail"]))
+    second = s3.get_object(Bucket=bucket, Key="mpu.bin", PartNumber=2)
+    assert second["Body"].read() == b"tail"
+    assert second["PartsCount"] == 2
+    assert second["ContentRange"] == f"bytes {MIN_PART}-{MIN_PART + 3}/{MIN_PART + 4}"
+    unchecked = client(
+        s3.meta.endpoint_url, "s3", parameter_validation=False, s3={"addressing_style": "path"}
+    )
+    for number in (0, -1, 10001):  # once answered with the wrong part (Python's negative index)
+        code, status, _ = fails(
+            unchecked.get_object, Bucket=bucket, Key="mpu.bin", PartNumber=number
+        )
+        assert (code, status) == ("InvalidArgument", 400)
+    code, status, _ = fails(s3.get_object, Bucket=bucket, Key="mpu.bin", PartNumber=3)
+    assert (code, status) == ("InvalidPartNumber", 416)
+    code, status, _ = fails(
+        s3.get_object, Bucket=bucket, Key="mpu.bin", PartNumber=1, Range="bytes=0-1"
+    )
+    assert (code, status) == ("InvalidRequest", 400)
+
+
+def test_part_number_one_of_an_empty_object(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    got = s3.get_object(Bucket=bucket, Key="empty", PartNumber=1)
+    assert got["Body"].read() == b""
+    assert "ContentRange" not in got  # once "bytes 0--1/0"
+    assert got["PartsCount"] == 1
+
+
+def test_list_multipart_uploads_pages_through_uploads_of_one_key(s3: Any, bucket: str) -> None:
+    ids = [start(s3, bucket, "same") for _ in range(5)] + [start(s3, bucket, "z")]
+    seen: list[str] = []
+    markers: dict[str, str] = {}
+    while True:
+        page = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=2, **markers)
+        seen += [u["UploadId"] for u in page.get("Uploads", [])]
+        if not page["IsTruncated"]:
+            break
+        markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+    assert seen == ids  # each once, in initiation order within a key
+
+
+def test_list_multipart_uploads_counts_common_prefixes_and_resumes_after_them(
+    s3: Any, bucket: str
+) -> None:
+    for key in ("a/1", "a/2", "b/1", "c"):
+        start(s3, bucket, key)
+    first = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/", MaxUploads=1)
+    assert [p["Prefix"] for p in first["CommonPrefixes"]] == ["a/"]
+    assert first["IsTruncated"] is True and first["NextKeyMarker"] == "a/"
+    rest = s3.list_multipart_uploads(
+        Bucket=bucket, Delimiter="/", KeyMarker=first["NextKeyMarker"], UploadIdMarker=""
+    )
+    assert [p["Prefix"] for p in rest["CommonPrefixes"]] == ["b/"]
+    assert [u["Key"] for u in rest["Uploads"]] == ["c"]
+
+
+def test_negative_list_limits_are_invalid_argument(s3: Any, bucket: str) -> None:
+    unchecked = client(
+        s3.meta.endpoint_url, "s3", parameter_validation=False, s3={"addressing_style": "path"}
+    )
+    upload_id = start(s3, bucket)
+    code, status, _ = fails(unchecked.list_multipart_uploads, Bucket=bucket, MaxUploads=-1)
+    assert (code, status) == ("InvalidArgument", 400)
+    code, status, _ = fails(
+        unchecked.list_parts, Bucket=bucket, Key="mpu.bin", UploadId=upload_id, MaxParts=-1
+    )
+    assert (code, status) == ("InvalidArgument", 400)
+
+
+def test_complete_with_a_wrong_part_checksum_is_invalid_part(s3: Any, bucket: str) -> None:
+    upload_id = start(s3, bucket, ChecksumAlgorithm="CRC32")
+    part = s3.upload_part(
+        Bucket=bucket, Key="mpu.bin", UploadId=upload_id, PartNumber=1, Body=b"x" * 10
+    )
+    wrong = {"PartNumber": 1, "ETag": part["ETag"], "ChecksumCRC32": "AAAAAA=="}
+    code, status, _ = fails(complete, s3=s3, bucket=bucket, upload_id=upload_id, parts=[wrong])
+    assert (code, status) == ("InvalidPart", 400)
+    right = {**wrong, "ChecksumCRC32": part["ChecksumCRC32"]}
+    assert complete(s3, bucket, upload_id, [right])["ChecksumCRC32"].endswith("-1")
+
+
+def test_parts_sent_with_another_checksum_still_get_the_uploads(s3: Any, bucket: str) -> None:
+    # boto3 adds its default CRC32 to every UploadPart; the upload asked for SHA256, and the
+    # completed object must still carry it
+    upload_id = start(s3, bucket, ChecksumAlgorithm="SHA256")
+    part = s3.upload_part(
+        Bucket=bucket,
+        Key="mpu.bin",
+        UploadId=upload_id,
+        PartNumber=1,
+        Body=b"data",
+        ChecksumAlgorithm="CRC32",
+    )
+    assert "ChecksumSHA256" in part
+    done = complete(s3, bucket, upload_id, [{"PartNumber": 1, "ETag": part["ETag"]}])
+    assert done["ChecksumSHA256"].endswith("-1")
+
+
+def test_copy_of_a_multipart_object_has_a_full_object_checksum(
+    s3: Any, bucket: str, big_part: bytes
+) -> None:
+    upload_id = start(s3, bucket, ChecksumAlgorithm="CRC32")
+    parts = []
+    for number, data in enumerate([big_part, b"tail"], start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key="mpu.bin",
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="CRC32",
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    complete(s3, bucket, upload_id, parts)
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "mpu.bin"})
+    head = s3.head_object(Bucket=bucket, Key="copy", ChecksumMode="ENABLED")
+    assert head["ChecksumType"] == "FULL_OBJECT"  # once COMPOSITE, left over from the source
+    assert "-" not in head["ChecksumCRC32"]

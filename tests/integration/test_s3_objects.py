@@ -885,3 +885,29 @@ def test_upload_fileobj_and_download_fileobj_of_20mb(s3: Any, bucket: str) -> No
     s3.upload_fileobj(io.BytesIO(b"small"), bucket, "small.bin")
     s3.download_fileobj(bucket, "small.bin", small)
     assert small.getvalue() == b"small"
+
+
+def test_two_checksum_headers_are_invalid_request(s3: Any, endpoint: str, bucket: str) -> None:
+    answer = signed_request(
+        endpoint,
+        "s3",
+        "PUT",
+        f"/{bucket}/two-sums",
+        body=b"x",
+        headers={
+            "x-amz-checksum-crc32": checksum("CRC32", b"x"),
+            "x-amz-checksum-sha256": checksum("SHA256", b"x"),
+        },
+    )
+    assert answer.status_code == 400
+    assert "<Code>InvalidRequest</Code>" in answer.text
+    assert fails(s3.head_object, Bucket=bucket, Key="two-sums")[:2] == ("404", 404)
+
+
+def test_deleting_another_version_keeps_the_object(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"data")
+    code, status, _ = fails(s3.delete_object, Bucket=bucket, Key="kept", VersionId="3HL4kqtJlcpX")
+    assert (code, status) == ("InvalidArgument", 400)
+    assert body_of(s3, bucket, "kept") == b"data"  # once deleted by this request
+    s3.delete_object(Bucket=bucket, Key="kept", VersionId="null")
+    assert fails(s3.head_object, Bucket=bucket, Key="kept")[:2] == ("404", 404)

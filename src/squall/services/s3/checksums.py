@@ -62,7 +62,9 @@ CRT_ALGORITHMS = frozenset({CRC64NVME, XXHASH64, XXHASH3, XXHASH128})
 # Algorithms whose multipart checksum may be FULL_OBJECT (CRCs combine); CRC64NVME must be.
 FULL_OBJECT_ALGORITHMS = frozenset({CRC32, CRC32C, CRC64NVME})
 
-_MULTIPLE = "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+MULTIPLE_VALUES = (
+    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+)
 _SDK_HEADER = "x-amz-sdk-checksum-algorithm"
 
 
@@ -262,7 +264,7 @@ def checksum_from_request(request: Mapping[str, Any]) -> tuple[str, str | None] 
         if request.get(member_name(algorithm)) is not None
     ]
     if len(given) > 1:
-        raise errors.invalid_request(_MULTIPLE)
+        raise errors.invalid_request(MULTIPLE_VALUES)
     sdk = request.get("ChecksumAlgorithm")
     declared = parse_algorithm(sdk) if sdk else None
     if given:

@@ -84,7 +84,9 @@ class FileWriter:
         self._file.close()
         self._file = None
         name, final = self._files.new_name()
-        final.parent.mkdir(mode=0o700, exist_ok=True)
+        if not final.parent.is_dir():
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            _fsync_dir(self._files.root)  # the new directory's entry must survive a crash too
         os.rename(self._temp_path, final)
         _fsync_dir(final.parent)
         return name

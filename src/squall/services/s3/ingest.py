@@ -34,9 +34,10 @@ def wanted_algorithms(request: dict[str, Any], body: Any) -> list[str]:
     algorithm = request.get("ChecksumAlgorithm")
     if algorithm:
         names.append(checksums.normalize(algorithm))
-    for name in checksums.ALGORITHMS:
-        if request.get(f"Checksum{name}") is not None and name not in names:
-            names.append(name)
+    sent = [name for name in checksums.ALGORITHMS if request.get(f"Checksum{name}") is not None]
+    if len(sent) > 1:
+        raise errors.invalid_request(checksums.MULTIPLE_VALUES)
+    names.extend(name for name in sent if name not in names)
     if isinstance(body, RequestBody):
         for trailer in getattr(body, "trailer_names", ()):
             name = checksums.algorithm_of_header(trailer)
@@ -52,11 +53,15 @@ async def receive(
     request: dict[str, Any],
     *,
     limit: int,
+    also: str | None = None,
 ) -> Received:
     """Stream the request's `Body` into a new durable file and check it against the request's
-    Content-MD5 and checksums (sent as headers or trailers). Nothing is kept on failure."""
+    Content-MD5 and checksums (sent as headers or trailers). Nothing is kept on failure.
+    `also` names one more algorithm to compute (a multipart upload's, for its parts)."""
     body = request.get("Body")
     algorithms = wanted_algorithms(request, body)
+    if also is not None and also not in algorithms:
+        algorithms.append(also)
     declared = request.get("ContentLength")
     if declared is not None and declared > limit:
         raise errors.entity_too_large(declared, limit)
@@ -81,33 +86,36 @@ async def receive(
 async def copy_into(
     files: ObjectFiles, spans: list[tuple[Any, int, int]], algorithms: list[str]
 ) -> Received:
-    """Copy already opened byte spans `(file, offset, length)` into a new durable file."""
-    digests = checksums.Digests(algorithms)
-    writer = files.writer()
-
-    def copy() -> str:
-        for handle, offset, length in spans:
-            handle.seek(offset)
-            left = length
-            while left > 0:
-                chunk = handle.read(min(_BATCH, left))
-                if not chunk:
-                    raise OSError("object file is shorter than its metadata says")
-                left -= len(chunk)
-                digests.update(chunk)
-                writer.write(chunk)
-        return writer.commit()
-
+    """Copy already opened byte spans `(file, offset, length)` into a new durable file; the
+    spans are closed whatever happens."""
+    writer: FileWriter | None = None
     try:
-        name = await asyncio.to_thread(copy)
+        digests = checksums.Digests(algorithms)
+        writer = files.writer()
+        name = await asyncio.to_thread(_copy, spans, writer, digests)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         for handle, _, _ in spans:
             handle.close()
-    computed = {name: digests.value(name) for name in algorithms}
+    computed = {algorithm: digests.value(algorithm) for algorithm in algorithms}
     return Received(name, writer.size, digests.md5_hex(), computed)
+
+
+def _copy(spans: list[tuple[Any, int, int]], writer: FileWriter, digests: checksums.Digests) -> str:
+    for handle, offset, length in spans:
+        handle.seek(offset)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(_BATCH, left))
+            if not chunk:
+                raise OSError("object file is shorter than its metadata says")
+            left -= len(chunk)
+            digests.update(chunk)
+            writer.write(chunk)
+    return writer.commit()
 
 
 async def _pump(

@@ -67,9 +67,11 @@ class MultipartOperations(S3Base):
     async def upload_part(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         upload = self._upload(ctx, request)
         number = _part_number(request)
-        if upload.meta.get("ChecksumAlgorithm") and not request.get("ChecksumAlgorithm"):
-            request = {**request, "ChecksumAlgorithm": upload.meta["ChecksumAlgorithm"]}
-        received = await receive(self.files, request, limit=MAX_PUT_SIZE)
+        # the upload's algorithm is computed for every part, whatever else the client sends,
+        # so that the completed object gets its checksum
+        received = await receive(
+            self.files, request, limit=MAX_PUT_SIZE, also=upload.meta.get("ChecksumAlgorithm")
+        )
         part = self._record_part(upload, number, received)
         output: dict[str, Any] = {"ETag": part.etag}
         output.update(checksum_members(received.checksums))
@@ -139,6 +141,8 @@ class MultipartOperations(S3Base):
             etag = entry.get("ETag")
             if part is None or etag is None or etag.strip('"') != part.etag.strip('"'):
                 raise errors.invalid_part(number, etag)
+            if not _checksum_agrees(entry, upload.meta.get("ChecksumAlgorithm"), part):
+                raise errors.invalid_part(number, etag)
             if index < len(listed) - 1 and part.size < MIN_PART_SIZE:
                 raise errors.entity_too_small(part.size, MIN_PART_SIZE)
             chosen.append(part)
@@ -204,7 +208,7 @@ class MultipartOperations(S3Base):
     def list_parts(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         upload = self._upload(ctx, request)
         marker = request.get("PartNumberMarker") or 0
-        limit = min(request.get("MaxParts") or DEFAULT_MAX_LIST, DEFAULT_MAX_LIST)
+        limit = _limit(request.get("MaxParts"), "max-parts")
         found = self.store.parts(upload.id, after=marker, limit=limit + 1)
         page = found[:limit]
         algorithm = upload.meta.get("ChecksumAlgorithm")
@@ -248,30 +252,30 @@ class MultipartOperations(S3Base):
         delimiter = request.get("Delimiter") or ""
         key_marker = request.get("KeyMarker") or ""
         id_marker = request.get("UploadIdMarker") or ""
-        limit = min(request.get("MaxUploads") or DEFAULT_MAX_LIST, DEFAULT_MAX_LIST)
+        limit = _limit(request.get("MaxUploads"), "max-uploads")
         uploads: list[dict[str, Any]] = []
         prefixes: list[str] = []
         truncated = False
-        last: Upload | None = None
-        for upload in self.store.uploads(bucket.name):
-            if not upload.key.startswith(prefix):
-                continue
-            if key_marker and (
-                upload.key < key_marker
-                or (upload.key == key_marker and (not id_marker or upload.id <= id_marker))
-            ):
-                continue
+        next_key = next_id = ""
+        listed = [
+            upload for upload in self.store.uploads(bucket.name) if upload.key.startswith(prefix)
+        ]
+        for upload in _after_markers(listed, key_marker, id_marker) if limit else []:
+            common = None
             if delimiter:
                 cut = upload.key.find(delimiter, len(prefix))
                 if cut >= 0:
                     common = upload.key[: cut + len(delimiter)]
-                    if common not in prefixes:
-                        prefixes.append(common)
-                    continue
-            if len(uploads) >= limit:
+                    if common in prefixes or common <= key_marker:
+                        continue  # listed already, on this page or an earlier one
+            if len(uploads) + len(prefixes) >= limit:
                 truncated = True
                 break
-            last = upload
+            if common is not None:
+                prefixes.append(common)
+                next_key, next_id = common, ""
+                continue
+            next_key, next_id = upload.key, upload.id
             uploads.append(
                 {
                     "UploadId": upload.id,
@@ -295,9 +299,9 @@ class MultipartOperations(S3Base):
         if delimiter:
             output["Delimiter"] = delimiter
             output["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
-        if truncated and last is not None:
-            output["NextKeyMarker"] = last.key
-            output["NextUploadIdMarker"] = last.id
+        if truncated:
+            output["NextKeyMarker"] = next_key
+            output["NextUploadIdMarker"] = next_id
         return output
 
 
@@ -310,6 +314,41 @@ def _part_number(request: dict[str, Any]) -> int:
             number,
         )
     return number
+
+
+def _limit(value: int | None, name: str) -> int:
+    """MaxParts / MaxUploads: 1000 when absent, at most 1000, never negative."""
+    if value is None:
+        return DEFAULT_MAX_LIST
+    if value < 0:
+        raise errors.invalid_argument(
+            f"Argument {name} must be an integer between 0 and 2147483647", name, value
+        )
+    return min(value, DEFAULT_MAX_LIST)
+
+
+def _after_markers(uploads: list[Upload], key_marker: str, id_marker: str) -> list[Upload]:
+    """The uploads (in listing order: key, then initiation) after the markers: those of later
+    keys, and with an upload-id marker those of the marker's key that follow that upload."""
+    if not key_marker:
+        return uploads
+    later = [upload for upload in uploads if upload.key > key_marker]
+    if not id_marker:
+        return later
+    same = [upload.id for upload in uploads if upload.key == key_marker]
+    if id_marker not in same:
+        return later
+    rest = [upload for upload in uploads if upload.key == key_marker]
+    return rest[same.index(id_marker) + 1 :] + later
+
+
+def _checksum_agrees(entry: dict[str, Any], algorithm: str | None, part: Part) -> bool:
+    """Whether a CompleteMultipartUpload part entry's checksum (if it sends one for the
+    upload's algorithm) is the part's."""
+    if algorithm is None or part.checksum is None:
+        return True
+    sent = entry.get(f"Checksum{algorithm}")
+    return sent is None or sent.strip() == part.checksum
 
 
 def _initiator(account: str) -> dict[str, str]:

@@ -32,7 +32,10 @@ CONTENT_MEMBERS = (
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_TAGS = 10
 MAX_DELETE_KEYS = 1000
+MAX_PART_NUMBER = 10_000
 _INLINE_GET_BYTES = 256 * 1024
+# what CopyObject's COPY directive does not take from the source (tags follow their own)
+_NOT_COPIED = frozenset({"Tags", "Checksums", "ChecksumType", "PartsCount"})
 _SELF_COPY = (
     "This copy request is illegal because it is trying to copy an object to itself without "
     "changing the object's metadata, storage class, website redirect location or encryption "
@@ -104,13 +107,16 @@ class ObjectOperations(S3Base):
         replaced. Conditional writes are checked again here, where no write can interleave."""
         try:
             with self.store.transaction():
-                if self.store.bucket(bucket.name) is None:
+                # the bucket as it is now: deleted (or re-created by another account) while the
+                # body arrived is NoSuchBucket, and its notification configuration is current
+                current = self.store.bucket(bucket.name)
+                if current is None or current.account != bucket.account:
                     raise errors.no_such_bucket(bucket.name)
                 self._check_write(bucket.name, obj.key, request)
                 if also is not None:
                     also()
                 previous = self.store.put_object(obj)
-                self.notify(ctx, bucket, event_name, obj.key, size=obj.size, etag=obj.etag)
+                self.notify(ctx, current, event_name, obj.key, size=obj.size, etag=obj.etag)
         except BaseException:
             if discard_on_failure:
                 self.forget_files([name for name, _ in obj.segments])
@@ -135,8 +141,8 @@ class ObjectOperations(S3Base):
         if directive == "REPLACE":
             meta = content_meta(request)
         else:
-            meta = {k: v for k, v in source.meta.items() if k not in ("Tags", "Checksums")}
-            meta.pop("PartsCount", None)
+            # the copy is one new part: the source's multipart attributes do not carry over
+            meta = {k: v for k, v in source.meta.items() if k not in _NOT_COPIED}
         if tagging_directive == "REPLACE":
             tags = parse_tagging(request.get("Tagging"))
             if tags:
@@ -234,6 +240,10 @@ class ObjectOperations(S3Base):
         span: tuple[int, int] | None = None
         part_number = request.get("PartNumber")
         if part_number is not None:
+            if request.get("Range"):
+                raise errors.invalid_request(
+                    "Cannot specify both Range header and partNumber query parameter"
+                )
             span = _part_span(obj, part_number)
             output["PartsCount"] = len(obj.segments) if obj.meta.get("PartsCount") else 1
         elif request.get("Range"):
@@ -278,8 +288,15 @@ class ObjectOperations(S3Base):
     @operation("DeleteObject")
     def delete_object(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         bucket = self.owned_bucket(ctx, request["Bucket"])
+        version = request.get("VersionId")
+        if version not in (None, "null"):
+            # no such version in an unversioned bucket: the object itself must stay
+            raise errors.invalid_argument("Invalid version id specified", "versionId", version)
         self._delete(ctx, bucket, request["Key"])
-        return {}
+        output: dict[str, Any] = {}
+        if version is not None:
+            output["VersionId"] = version
+        return output
 
     def _delete(self, ctx: RequestContext, bucket: Bucket, key: str) -> None:
         with self.store.transaction():
@@ -429,13 +446,21 @@ def check_tags(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return tags
 
 
-def _part_span(obj: StoredObject, part_number: int) -> tuple[int, int]:
-    if not obj.meta.get("PartsCount"):
-        if part_number != 1:
-            raise errors.invalid_part_number()
-        return 0, obj.size - 1
-    if part_number > len(obj.segments):
+def _part_span(obj: StoredObject, part_number: int) -> tuple[int, int] | None:
+    """The bytes of part `part_number`; None for the whole of an empty object (no range)."""
+    if not 1 <= part_number <= MAX_PART_NUMBER:
+        raise errors.invalid_argument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            "partNumber",
+            part_number,
+        )
+    parts = len(obj.segments) if obj.meta.get("PartsCount") else 1
+    if part_number > parts:
         raise errors.invalid_part_number()
+    if obj.size == 0:
+        return None  # no Content-Range can name bytes of an empty object
+    if parts == 1:
+        return 0, obj.size - 1
     start = sum(size for _, size in obj.segments[: part_number - 1])
     return start, start + obj.segments[part_number - 1][1] - 1
 
