@@ -278,6 +278,20 @@ def test_cleared_configuration_stops_deliveries(
     assert [r["s3"]["object"]["key"] for r in delivered(logs, function, bucket, 1)] == ["before"]
 
 
+def test_removed_permission_stops_deliveries(
+    s3: Any, lam: Any, logs: Any, recorder: dict[str, Any]
+) -> None:
+    bucket = new_bucket(s3)
+    function, arn = recorder["FunctionName"], recorder["FunctionArn"]
+    allow_s3(lam, function, bucket)
+    configure(s3, bucket, rule(arn, ["s3:ObjectCreated:*"]))
+    s3.put_object(Bucket=bucket, Key="allowed", Body=b"x")
+    delivered(logs, function, bucket, 1)
+    lam.remove_permission(FunctionName=function, StatementId=f"s3-{bucket}")
+    s3.put_object(Bucket=bucket, Key="refused", Body=b"x")
+    assert [r["s3"]["object"]["key"] for r in delivered(logs, function, bucket, 1)] == ["allowed"]
+
+
 def test_an_answered_put_is_delivered_even_if_the_server_is_killed(tmp_path: Path) -> None:
     """Durable once the PUT has answered, at least once: SIGKILL right after the answer, and
     the event still reaches the function after the restart."""

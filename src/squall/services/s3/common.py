@@ -13,7 +13,7 @@ from squall.core.context import RequestContext
 
 from . import errors
 from .files import ObjectFiles
-from .notifications import FunctionTargets, event_principal, publish
+from .notifications import S3_PRINCIPAL, FunctionTargets, bucket_arn, event_principal, publish
 from .store import Bucket, S3Store
 
 log = logging.getLogger("squall.s3")
@@ -54,7 +54,7 @@ class S3Base:
         if not config or self.targets is None:
             return
         publish(
-            self.targets,
+            _Permitted(self.targets, bucket),
             config,
             event_name=event_name,
             key=key,
@@ -75,6 +75,40 @@ class S3Base:
                 self.files.delete(names)
             except OSError:
                 log.exception("could not delete object files; they are collected at restart")
+
+
+class _Permitted:
+    """The function targets as a bucket's events reach them: an event goes to a function only
+    while its resource policy lets S3 invoke it for this bucket (as on AWS, where S3's invoke
+    is refused once the permission is removed)."""
+
+    def __init__(self, targets: FunctionTargets, bucket: Bucket) -> None:
+        self._targets = targets
+        self._bucket = bucket
+
+    def function_exists(self, arn: str) -> bool:
+        return self._targets.function_exists(arn)
+
+    def allows(self, arn: str, *, principal: str, source_arn: str, source_account: str) -> bool:
+        return self._targets.allows(
+            arn, principal=principal, source_arn=source_arn, source_account=source_account
+        )
+
+    def enqueue(self, arn: str, payload: bytes) -> None:
+        if not self._targets.allows(
+            arn,
+            principal=S3_PRINCIPAL,
+            source_arn=bucket_arn(self._bucket.name),
+            source_account=self._bucket.account,
+        ):
+            log.warning(
+                "not invoking %s for bucket %s: its policy no longer allows %s",
+                arn,
+                self._bucket.name,
+                S3_PRINCIPAL,
+            )
+            return
+        self._targets.enqueue(arn, payload)
 
 
 def owner(account: str) -> dict[str, str]:
