@@ -47,7 +47,15 @@ class Objects:
         self.objects = objects
         self.reads: list[tuple[str, str, str, str | None]] = []
 
-    def read_object(self, account_id: str, bucket: str, key: str, version_id: str | None) -> bytes:
+    def read_object(
+        self,
+        account_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        *,
+        max_bytes: int | None = None,
+    ) -> bytes:
         self.reads.append((account_id, bucket, key, version_id))
         if not any(b == bucket for b, _, _ in self.objects):
             raise ServiceError("NoSuchBucket", "The specified bucket does not exist", status=404)
@@ -55,7 +63,10 @@ class Objects:
             if version_id is not None and (bucket, key, None) in self.objects:
                 raise ServiceError("NoSuchVersion", "The specified version does not exist.")
             raise ServiceError("NoSuchKey", "The specified key does not exist.", status=404)
-        return self.objects[(bucket, key, version_id)]
+        data = self.objects[(bucket, key, version_id)]
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum")
+        return data
 
 
 class Harness:
@@ -345,7 +356,13 @@ def test_an_async_object_source_is_awaited(lam: Harness) -> None:
 
     class AsyncObjects:
         async def read_object(
-            self, account_id: str, bucket: str, key: str, version_id: str | None
+            self,
+            account_id: str,
+            bucket: str,
+            key: str,
+            version_id: str | None,
+            *,
+            max_bytes: int | None = None,
         ) -> bytes:
             return data
 
@@ -367,3 +384,28 @@ def test_packages_from_s3_have_no_zipped_size_limit(
     lam.service.objects = Objects({("code", "big.zip", None): data})
     created = lam.create("big", S3Bucket="code", S3Key="big.zip")
     assert created["CodeSize"] == len(data)
+
+
+def test_an_object_larger_than_the_unzipped_limit_is_refused_unread(lam: Harness) -> None:
+    from squall.services.awslambda import code
+
+    class Huge:
+        def read_object(
+            self,
+            account_id: str,
+            bucket: str,
+            key: str,
+            version_id: str | None,
+            *,
+            max_bytes: int | None = None,
+        ) -> bytes:
+            assert max_bytes == code.MAX_UNZIPPED_BYTES
+            raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum")
+
+    lam.service.objects = Huge()  # type: ignore[assignment]
+    with pytest.raises(ServiceError) as caught:
+        lam.create("too-big", S3Bucket="code", S3Key="fn.zip")
+    assert caught.value.code == "InvalidParameterValueException"
+    assert caught.value.message == (
+        f"Unzipped size must be smaller than {code.MAX_UNZIPPED_BYTES} bytes"
+    )

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from squall.core.errors import ServiceError
 
+from .code import MAX_UNZIPPED_BYTES, unzipped_too_large
 from .errors import invalid
 
 __all__ = ["ObjectSource", "read_package", "wants_object"]
@@ -20,10 +21,19 @@ __all__ = ["ObjectSource", "read_package", "wants_object"]
 class ObjectSource(Protocol):
     """Objects Lambda reads its packages from (implemented by the S3 service)."""
 
-    def read_object(self, account_id: str, bucket: str, key: str, version_id: str | None) -> bytes:
+    def read_object(
+        self,
+        account_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        *,
+        max_bytes: int | None = None,
+    ) -> bytes:
         """The bytes of an object (its current version when `version_id` is None), read on
         behalf of `account_id`. Raises :class:`ServiceError` with S3's code and message
-        (`NoSuchBucket`, `NoSuchKey`, `NoSuchVersion`, `AccessDenied`, ...)."""
+        (`NoSuchBucket`, `NoSuchKey`, `NoSuchVersion`, `AccessDenied`, ...), and
+        `EntityTooLarge` for an object larger than `max_bytes` (which is then not read)."""
         ...
 
 
@@ -47,10 +57,18 @@ async def read_package(
             "service. Pass the package as ZipFile instead."
         )
     try:
-        data: Any = objects.read_object(account_id, bucket, key, code.get("S3ObjectVersion"))
+        data: Any = objects.read_object(
+            account_id,
+            bucket,
+            key,
+            code.get("S3ObjectVersion"),
+            max_bytes=MAX_UNZIPPED_BYTES,  # a larger zip cannot unzip to less
+        )
         if inspect.isawaitable(data):
             data = await data
     except ServiceError as error:
+        if error.code == "EntityTooLarge":
+            raise unzipped_too_large() from None
         raise invalid(
             f"Error occurred while GetObject. S3 Error Code: {error.code}. "
             f"S3 Error Message: {error.message}"

@@ -270,9 +270,16 @@ class ObjectOperations(S3Base):
         return output
 
     def read_object(
-        self, account_id: str, bucket_name: str, key: str, version_id: str | None = None
+        self,
+        account_id: str,
+        bucket_name: str,
+        key: str,
+        version_id: str | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> bytes:
-        """A whole object's bytes, for another service (Lambda code from S3)."""
+        """A whole object's bytes, for another service (Lambda code from S3); an object over
+        `max_bytes` is refused before it is read."""
         bucket = self.store.bucket(bucket_name)
         if bucket is None:
             raise errors.no_such_bucket(bucket_name)
@@ -281,6 +288,8 @@ class ObjectOperations(S3Base):
         obj = self.store.object(bucket_name, key)
         if obj is None or version_id not in (None, "null"):
             raise errors.no_such_key(key)
+        if max_bytes is not None and obj.size > max_bytes:
+            raise errors.entity_too_large(obj.size, max_bytes)
         return read_all(self.files, obj.segments)
 
     # -- deleting -----------------------------------------------------------------------------
