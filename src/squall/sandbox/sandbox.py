@@ -139,7 +139,9 @@ class Sandbox:
         began = time.perf_counter()
         try:
             self._writer.write(wire.encode(wire.INVOKE, meta, payload))
-            kind, reply, body = await asyncio.wait_for(self._exchange(len(payload)), timeout)
+            # asyncio.timeout runs the exchange in this task (wait_for would wrap it in another)
+            async with asyncio.timeout(timeout):
+                kind, reply, body = await self._exchange(len(payload))
             if reply.get("requestId", request_id) != request_id:
                 raise SandboxDied(f"{self.id}: answer for another request")
         except TimeoutError:
