@@ -1259,6 +1259,46 @@ def test_cold_starts_take_a_standby_already_in_its_cgroup(
     assert _standbys(isolated, spec), "the standby taken was not replaced"
 
 
+INIT_PROBE = """
+import os
+
+def handler(event, context):
+    fields = {}
+    with open("/proc/1/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("Uid", "Gid", "Seccomp", "NoNewPrivs", "CapEff"):
+                fields[name] = value.strip()
+    return {"pid": os.getpid(), "init": fields}
+"""
+
+
+def test_the_init_of_a_standby_is_confined_like_the_runtime(
+    isolated: Harness, tmp_path: Path
+) -> None:
+    """A standby forks its init (pid 1) ahead of need; the init then runs with the
+    runtime's uid, no capabilities and the seccomp filter, as one split later would."""
+    spec = function(tmp_path, INIT_PROBE)
+    isolated.call(spec)  # the runtime's zygote exists and keeps a standby
+    standby = _standbys(isolated, spec)[0]
+    sandbox = isolated.create(spec)
+    try:
+        assert sandbox.pid == standby.pid
+        result = isolated.invoke(sandbox, {})
+        assert result.error_type is None, result.payload
+        seen = document(result)
+        assert seen["pid"] == 2
+        assert seen["init"] == {
+            "Uid": "993\t993\t993\t993",
+            "Gid": "990\t990\t990\t990",
+            "CapEff": "0000000000000000",
+            "NoNewPrivs": "1",
+            "Seccomp": "2",
+        }
+    finally:
+        isolated.destroy(sandbox)
+
+
 def test_a_standby_that_dies_is_replaced(isolated: Harness, tmp_path: Path) -> None:
     spec = function(tmp_path, STANDBY_PROBE)
     isolated.call(spec)

@@ -245,8 +245,11 @@ class SandboxManager:
             cgroup = await asyncio.to_thread(self.cgroups.create, f"sb-{standby_id}", limits)
         namespaces = list(NAMESPACES) if self.isolate else []
         procs = cgroup.procs_files if cgroup else []
+        init = None
+        if "pid" in namespaces:  # its init is confined as the runtime will be (see _isolation)
+            init = {"uid": SANDBOX_UID, "gid": SANDBOX_GID, "seccomp": self.seccomp}
         try:
-            pid = await zygote.standby(standby_id, procs, namespaces)
+            pid = await zygote.standby(standby_id, procs, namespaces, init)
         except BaseException:
             if cgroup is not None:
                 await asyncio.to_thread(cgroup.destroy)

@@ -103,14 +103,23 @@ class ZygoteProcess:
             message["standby"] = standby
         return await self._request(sandbox_id, message, fds)
 
-    async def standby(self, standby_id: str, cgroup_procs: list[str], namespaces: list[str]) -> int:
-        """Clone a standby sandbox that joins its cgroup now and waits for a function."""
-        message = {
+    async def standby(
+        self,
+        standby_id: str,
+        cgroup_procs: list[str],
+        namespaces: list[str],
+        init: dict[str, Any] | None = None,
+    ) -> int:
+        """Clone a standby sandbox that joins its cgroup now and waits for a function. With
+        `init` (uid, gid, seccomp), a standby with a pid namespace also forks its init now."""
+        message: dict[str, Any] = {
             "op": "standby",
             "id": standby_id,
             "cgroup_procs": cgroup_procs,
             "namespaces": namespaces,
         }
+        if init is not None:
+            message["init"] = init
         return await self._request(standby_id, message, [])
 
     async def _request(self, request_id: str, body: dict[str, Any], fds: list[int]) -> int:

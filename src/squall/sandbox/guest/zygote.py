@@ -38,7 +38,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import isolation, python_runtime, relay, runtime_api
+from . import isolation, python_runtime, relay, runtime_api, seccomp
 from .config import GuestConfig
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -175,7 +175,7 @@ class Zygote:
             ours.close()
             os.close(status_r)
             _leave_zygote(self)
-            _standby_main(theirs, message.get("cgroup_procs", []), status_w)
+            _standby_main(theirs, message.get("cgroup_procs", []), status_w, message.get("init"))
             os._exit(70)  # not reached
         theirs.close()
         os.close(status_w)
@@ -239,18 +239,46 @@ def _leave_zygote(zygote: Zygote) -> None:
     zygote.standbys.clear()
 
 
-def _standby_main(channel: socket.socket, cgroup_procs: list[str], status_w: int) -> None:
-    """A standby sandbox: join the cgroup now, then wait for a function to become."""
+def _standby_main(
+    channel: socket.socket,
+    cgroup_procs: list[str],
+    status_w: int,
+    init: dict[str, Any] | None = None,
+) -> None:
+    """A standby sandbox: join the cgroup now, then wait for a function to become.
+
+    With `init` (the standby has a pid namespace of its own), the split between the init
+    (pid 1) and the runtime's process happens now too, ahead of need: forking a zygote-sized
+    process costs milliseconds that a cold start would otherwise wait for. The init confines
+    itself as the runtime will be (`init`: uid, gid, seccomp) and only reaps."""
     try:
         os.setsid()
         isolation.join_cgroup(cgroup_procs)
+        runtime_status_w: int | None = status_w
+        if init is not None:
+            os.chdir("/")  # pivot_root moves the init along with the runtime's process
+            runtime = os.fork()
+            if runtime != 0:
+                channel.close()
+                _confine_init(init)
+                _init(runtime, status_w)
+            os.close(status_w)
+            runtime_status_w = None
         data, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 2)
     except BaseException:
         os._exit(72)
     channel.close()
     if not data or len(fds) != 2:
         os._exit(0)  # the zygote went away, or stopped this standby
-    _sandbox_main(json.loads(data), fds[0], fds[1], status_w=status_w)
+    _sandbox_main(json.loads(data), fds[0], fds[1], status_w=runtime_status_w)
+
+
+def _confine_init(init: dict[str, Any]) -> None:
+    """Give a standby's init the runtime's identity and syscall filter."""
+    if init.get("uid") is not None and os.getuid() == 0:
+        isolation.drop_privileges(int(init["uid"]), int(init.get("gid", init["uid"])))
+    if init.get("seccomp"):
+        seccomp.install()
 
 
 def _sandbox_main(
@@ -258,9 +286,10 @@ def _sandbox_main(
     sock_fd: int,
     log_fd: int,
     *,
-    status_w: int,
+    status_w: int | None,
 ) -> None:
-    """In the new sandbox's process: isolate, then serve the function."""
+    """In the new sandbox's process: isolate, then serve the function. `status_w` None: the
+    process is a standby's runtime, already split from its init."""
     try:
         with contextlib.suppress(PermissionError):
             os.setsid()  # a standby already leads its session
@@ -273,7 +302,9 @@ def _sandbox_main(
         config = GuestConfig.from_dict(config_dict)
         spec = config.isolation or {}
         isolation.enter(spec)
-        if "pid" in spec.get("namespaces", []):
+        if status_w is None:
+            pass  # a standby's runtime: its init is already running
+        elif "pid" in spec.get("namespaces", []):
             _split_init(status_w, sock_fd)  # returns in the runtime's process only
         else:
             os.close(status_w)
