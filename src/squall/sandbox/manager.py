@@ -248,6 +248,8 @@ class SandboxManager:
         init = None
         if "pid" in namespaces:  # its init is confined as the runtime will be (see _isolation)
             init = {"uid": SANDBOX_UID, "gid": SANDBOX_GID, "seccomp": self.seccomp}
+            if self.api_socket and "net" in namespaces:
+                init["relay"] = {"port": GUEST_API_PORT, "socket": GUEST_API_SOCKET}
         try:
             pid = await zygote.standby(standby_id, procs, namespaces, init)
         except BaseException:

@@ -15,7 +15,15 @@ import threading
 BUFFER = 65536
 
 
+_started: dict[tuple[str, int], socket.socket] = {}
+
+
 def start(listen: tuple[str, int], target: str) -> socket.socket:
+    """Listen on `listen` and relay each connection to the unix socket `target` (a path,
+    resolved when a connection arrives). Starting the same address again is a no-op: a
+    standby starts its relay ahead of need."""
+    if listen in _started:
+        return _started[listen]
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(listen)
@@ -24,6 +32,7 @@ def start(listen: tuple[str, int], target: str) -> socket.socket:
         target=_accept, args=(server, target), name="squall-relay", daemon=True
     )
     thread.start()
+    _started[listen] = server
     return server
 
 

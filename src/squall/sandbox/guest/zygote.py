@@ -250,7 +250,8 @@ def _standby_main(
     With `init` (the standby has a pid namespace of its own), the split between the init
     (pid 1) and the runtime's process happens now too, ahead of need: forking a zygote-sized
     process costs milliseconds that a cold start would otherwise wait for. The init confines
-    itself as the runtime will be (`init`: uid, gid, seccomp) and only reaps."""
+    itself as the runtime will be (`init`: uid, gid, seccomp) and only reaps; with
+    `init["relay"]` the runtime's process starts the API relay now as well."""
     try:
         os.setsid()
         isolation.join_cgroup(cgroup_procs)
@@ -264,6 +265,7 @@ def _standby_main(
                 _init(runtime, status_w)
             os.close(status_w)
             runtime_status_w = None
+            _start_relay_early(init)
         data, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 2)
     except BaseException:
         os._exit(72)
@@ -271,6 +273,16 @@ def _standby_main(
     if not data or len(fds) != 2:
         os._exit(0)  # the zygote went away, or stopped this standby
     _sandbox_main(json.loads(data), fds[0], fds[1], status_w=runtime_status_w)
+
+
+def _start_relay_early(init: dict[str, Any]) -> None:
+    """In a standby's runtime process (with a network namespace of its own): bring up `lo`
+    and start the API relay now; the function's set-up finds it running."""
+    relay_spec = init.get("relay")
+    if not relay_spec:
+        return
+    isolation.bring_up_loopback()
+    relay.start(("127.0.0.1", int(relay_spec["port"])), relay_spec["socket"])
 
 
 def _confine_init(init: dict[str, Any]) -> None:
