@@ -17,7 +17,6 @@ from squall.services.s3.listing import (
     decode_token,
     encode_token,
     list_page,
-    maybe_url_encode,
     url_encode,
     validate_encoding_type,
 )
@@ -320,10 +319,7 @@ def test_url_encode(key: str, encoded: str) -> None:
     assert unquote(encoded) == key
 
 
-def test_maybe_url_encode_and_validation() -> None:
-    assert maybe_url_encode("a b", "url") == "a%20b"
-    assert maybe_url_encode("a b", None) == "a b"
-    assert maybe_url_encode(None, "url") is None
+def test_encoding_type_validation() -> None:
     validate_encoding_type(None)
     validate_encoding_type("url")
     with pytest.raises(ServiceError) as caught:

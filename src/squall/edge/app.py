@@ -29,8 +29,8 @@ from squall.core.http import HttpRequest, HttpResponse
 
 from .audit import AuditLog, redact
 from .auth import Authenticator, Identity, family_of, rejected
-from .aws_chunked import ChunkedError, decoder_for
-from .body import StreamedBody
+from .aws_chunked import AwsChunkedDecoder, ChunkedError, decoder_for
+from .body import StreamedBody, chunked_error
 from .protocols import Protocol
 from .protocols.model import is_read_only
 from .protocols.validate import validate, validation_message
@@ -378,25 +378,16 @@ def _try_resolve(call: _Call) -> OperationModel | None:
 
 def _decode_chunked_body(request: HttpRequest, identity: Identity | None) -> None:
     """Decode an `aws-chunked` body (verifying chunk signatures) and lift its trailers."""
-    encoding = request.headers.get("content-encoding", "")
-    content_sha = request.headers.get("x-amz-content-sha256", "")
-    if "aws-chunked" not in encoding and not content_sha.startswith("STREAMING-"):
+    if not _is_chunked(request.headers):
         return
-    signature = identity.signature if identity else None
-    secret = identity.secret_key if identity else None
-    decoder = decoder_for(signature, secret)
+    decoder = _chunked_decoder(request.headers, identity)
     try:
         body = decoder.feed(request.body)
         decoder.finish()
     except ChunkedError as exc:
-        status = 403 if exc.code == "SignatureDoesNotMatch" else 400
-        raise ServiceError(exc.code, exc.message, status=status) from None
+        raise chunked_error(exc) from None
     request.body = body
-    remaining = [part.strip() for part in encoding.split(",") if part.strip() != "aws-chunked"]
-    if remaining:
-        request.headers["content-encoding"] = ",".join(remaining)
-    else:
-        request.headers.pop("content-encoding", None)
+    _drop_aws_chunked(request.headers)
     request.headers["content-length"] = str(len(body))
     for name, value in decoder.trailers.items():
         request.headers[name] = value
@@ -408,22 +399,15 @@ def _streamed_body(
     """The body of a streamed request, with aws-chunked framing lifted off as it is read and
     a hex payload hash checked at its end (when the signature was verified)."""
     headers = request.headers
-    signature = identity.signature if identity else None
-    secret = identity.secret_key if identity else None
-    encoding = headers.get("content-encoding", "")
-    content_sha = headers.get("x-amz-content-sha256", "")
-    chunked = "aws-chunked" in encoding or content_sha.startswith("STREAMING-")
-    declared = _int_header(headers.get("content-length"))
-    if not chunked:
-        expected = content_sha if secret is not None and _is_hex_sha256(content_sha) else None
+    if not _is_chunked(headers):
+        content_sha = headers.get("x-amz-content-sha256", "")
+        verified = identity is not None and identity.secret_key is not None
+        expected = content_sha if verified and _is_hex_sha256(content_sha) else None
+        declared = _int_header(headers.get("content-length"))
         return StreamedBody(receive, declared_length=declared, expected_sha256=expected)
+    decoder = _chunked_decoder(headers, identity)
     decoded_length = _int_header(headers.get("x-amz-decoded-content-length"))
-    decoder = decoder_for(signature, secret, decoded_content_length=decoded_length)
-    remaining = [part.strip() for part in encoding.split(",") if part.strip() != "aws-chunked"]
-    if remaining:
-        headers["content-encoding"] = ",".join(remaining)
-    else:
-        headers.pop("content-encoding", None)
+    _drop_aws_chunked(headers)
     if decoded_length is not None:
         headers["content-length"] = str(decoded_length)
     else:
@@ -434,6 +418,34 @@ def _streamed_body(
     return StreamedBody(
         receive, declared_length=decoded_length, decoder=decoder, trailer_names=announced
     )
+
+
+def _is_chunked(headers: dict[str, str]) -> bool:
+    encoding = headers.get("content-encoding", "")
+    return "aws-chunked" in encoding or headers.get("x-amz-content-sha256", "").startswith(
+        "STREAMING-"
+    )
+
+
+def _chunked_decoder(headers: dict[str, str], identity: Identity | None) -> AwsChunkedDecoder:
+    """The decoder for a request's aws-chunked body, checking its chunk signatures when the
+    request's signature was verified."""
+    return decoder_for(
+        identity.signature if identity else None,
+        identity.secret_key if identity else None,
+        decoded_content_length=_int_header(headers.get("x-amz-decoded-content-length")),
+    )
+
+
+def _drop_aws_chunked(headers: dict[str, str]) -> None:
+    """Remove `aws-chunked` from Content-Encoding once the framing is gone (the rest, such as
+    gzip, describes the payload)."""
+    encoding = headers.get("content-encoding", "")
+    remaining = [part.strip() for part in encoding.split(",") if part.strip() != "aws-chunked"]
+    if remaining:
+        headers["content-encoding"] = ",".join(remaining)
+    else:
+        headers.pop("content-encoding", None)
 
 
 def _int_header(value: str | None) -> int | None:

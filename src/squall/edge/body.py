@@ -89,5 +89,10 @@ def _decoded(decoder: AwsChunkedDecoder, chunk: bytes | None) -> bytes:
             return b""
         return decoder.feed(chunk)
     except ChunkedError as exc:
-        status = 403 if exc.code == "SignatureDoesNotMatch" else 400
-        raise ServiceError(exc.code, exc.message, status=status) from None
+        raise chunked_error(exc) from None
+
+
+def chunked_error(exc: ChunkedError) -> ServiceError:
+    """A malformed or wrongly signed aws-chunked body, as S3 answers it."""
+    status = 403 if exc.code == "SignatureDoesNotMatch" else 400
+    return ServiceError(exc.code, exc.message, status=status)

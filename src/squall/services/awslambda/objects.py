@@ -8,6 +8,7 @@ S3 service implements it; the server wires it in as ``LambdaService.objects``).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from squall.core.errors import ServiceError
@@ -29,11 +30,12 @@ class ObjectSource(Protocol):
         version_id: str | None,
         *,
         max_bytes: int | None = None,
-    ) -> bytes:
+    ) -> bytes | Awaitable[bytes]:
         """The bytes of an object (its current version when `version_id` is None), read on
-        behalf of `account_id`. Raises :class:`ServiceError` with S3's code and message
-        (`NoSuchBucket`, `NoSuchKey`, `NoSuchVersion`, `AccessDenied`, ...), and
-        `EntityTooLarge` for an object larger than `max_bytes` (which is then not read)."""
+        behalf of `account_id` (or an awaitable of them, to read off the event loop). Raises
+        :class:`ServiceError` with S3's code and message (`NoSuchBucket`, `NoSuchKey`,
+        `NoSuchVersion`, `AccessDenied`, ...), and `EntityTooLarge` for an object larger than
+        `max_bytes` (which is then not read)."""
         ...
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import UTC, datetime
-from email.utils import format_datetime
-from typing import Any
 
 from squall.core.context import RequestContext
 
@@ -18,7 +16,6 @@ from .store import Bucket, S3Store
 
 log = logging.getLogger("squall.s3")
 
-MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB
 MAX_PUT_SIZE = 5 * 1024**3  # one PutObject or UploadPart: 5 GiB
 
 
@@ -124,8 +121,9 @@ def owner_principal(account: str) -> str:
     return f"A{hashlib.sha256(account.encode()).hexdigest()[:13].upper()}"
 
 
-def http_date(timestamp: float) -> str:
-    return format_datetime(datetime.fromtimestamp(int(timestamp), UTC), usegmt=True)
+def whole_seconds(timestamp: float) -> datetime:
+    """A time as HTTP headers and S3's write results carry it: whole seconds."""
+    return datetime.fromtimestamp(int(timestamp), UTC)
 
 
 def as_datetime(timestamp: float) -> datetime:
@@ -135,10 +133,3 @@ def as_datetime(timestamp: float) -> datetime:
 
 def quoted(md5_hex: str) -> str:
     return f'"{md5_hex}"'
-
-
-def json_safe(value: Any) -> Any:
-    """Model values (datetimes) as they can be stored in a JSON document."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return value

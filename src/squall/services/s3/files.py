@@ -152,6 +152,19 @@ async def _stream(spans: list[tuple[BinaryIO, int, int]]) -> AsyncIterator[bytes
             handle.close()
 
 
+def read_spans(spans: list[tuple[BinaryIO, int, int]]) -> bytes:
+    """The bytes of already opened spans (see `open_span`), closing them; blocking."""
+    out = bytearray()
+    try:
+        for handle, offset, length in spans:
+            handle.seek(offset)
+            out += handle.read(length)
+    finally:
+        for handle, _, _ in spans:
+            handle.close()
+    return bytes(out)
+
+
 def read_all(files: ObjectFiles, segments: list[tuple[str, int]]) -> bytes:
     """A whole (small) object's bytes, read synchronously."""
     out = bytearray()

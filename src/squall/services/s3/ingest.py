@@ -29,22 +29,17 @@ class Received:
 
 
 def wanted_algorithms(request: dict[str, Any], body: Any) -> list[str]:
-    """The checksum algorithms a request asks for: named, sent as headers, or as trailers."""
+    """The checksum algorithms a request asks for: named, sent as a header, or as trailers."""
     names: list[str] = []
-    algorithm = request.get("ChecksumAlgorithm")
-    if algorithm:
-        names.append(checksums.normalize(algorithm))
-    sent = [name for name in checksums.ALGORITHMS if request.get(f"Checksum{name}") is not None]
-    if len(sent) > 1:
-        raise errors.invalid_request(checksums.MULTIPLE_VALUES)
-    names.extend(name for name in sent if name not in names)
+    named = checksums.checksum_from_request(request)
+    if named is not None:
+        names.append(named[0])
     if isinstance(body, RequestBody):
-        for trailer in getattr(body, "trailer_names", ()):
+        for trailer in body.trailer_names:
             name = checksums.algorithm_of_header(trailer)
             if name and name not in names:
+                checksums.require_supported(name)
                 names.append(name)
-    for name in names:
-        checksums.require_supported(name)
     return names
 
 

@@ -152,13 +152,6 @@ def url_encode(value: str) -> str:
     return quote(value, safe="/")
 
 
-def maybe_url_encode(value: str | None, encoding_type: str | None) -> str | None:
-    """`url_encode(value)` when the request asked for `encoding-type=url`, else `value`."""
-    if value is None or encoding_type != "url":
-        return value
-    return url_encode(value)
-
-
 def validate_encoding_type(encoding_type: str | None) -> None:
     """S3 accepts only `url` for `encoding-type`."""
     if encoding_type is not None and encoding_type != "url":

@@ -10,7 +10,14 @@ from squall.services.base import operation
 
 from . import errors
 from .common import S3Base, as_datetime, owner
-from .listing import Page, decode_token, encode_token, list_page, url_encode
+from .listing import (
+    Page,
+    decode_token,
+    encode_token,
+    list_page,
+    url_encode,
+    validate_encoding_type,
+)
 from .store import StoredObject
 
 MAX_KEYS = 1000
@@ -126,8 +133,7 @@ class ListingOperations(S3Base):
 
 def _common(request: dict[str, Any]) -> tuple[str, str, Callable[[str], str]]:
     encoding = request.get("EncodingType")
-    if encoding not in (None, "url"):
-        raise errors.invalid_argument("Invalid Encoding Method specified in Request")
+    validate_encoding_type(encoding)
     encode: Callable[[str], str] = url_encode if encoding == "url" else _same
     return request.get("Prefix") or "", request.get("Delimiter") or "", encode
 

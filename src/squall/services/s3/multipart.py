@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from squall.core.context import RequestContext
 from squall.services.base import operation
 
 from . import checksums, errors
-from .common import MAX_PUT_SIZE, S3Base, owner, quoted
+from .common import MAX_PUT_SIZE, S3Base, as_datetime, owner, quoted, whole_seconds
 from .conditions import parse_copy_source_range
 from .files import open_span
 from .ingest import Received, copy_into, receive
@@ -94,7 +93,7 @@ class MultipartOperations(S3Base):
         part = self._record_part(upload, number, received)
         result: dict[str, Any] = {
             "ETag": part.etag,
-            "LastModified": datetime.fromtimestamp(int(part.modified), UTC),
+            "LastModified": whole_seconds(part.modified),
         }
         result.update(checksum_members(received.checksums))
         output: dict[str, Any] = {"CopyPartResult": result}
@@ -216,7 +215,7 @@ class MultipartOperations(S3Base):
         for part in page:
             item: dict[str, Any] = {
                 "PartNumber": part.number,
-                "LastModified": datetime.fromtimestamp(int(part.modified), UTC),
+                "LastModified": whole_seconds(part.modified),
                 "ETag": part.etag,
                 "Size": part.size,
             }
@@ -280,7 +279,7 @@ class MultipartOperations(S3Base):
                 {
                     "UploadId": upload.id,
                     "Key": upload.key,
-                    "Initiated": datetime.fromtimestamp(upload.initiated, UTC),
+                    "Initiated": as_datetime(upload.initiated),
                     "StorageClass": "STANDARD",
                     "Owner": owner(bucket.account),
                     "Initiator": _initiator(bucket.account),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -13,9 +13,9 @@ from squall.core.http import RESPONSE_STATUS
 from squall.services.base import operation
 
 from . import errors
-from .common import MAX_PUT_SIZE, S3Base, quoted
+from .common import MAX_PUT_SIZE, S3Base, quoted, whole_seconds
 from .conditions import check_preconditions, check_write_preconditions, content_range, parse_range
-from .files import open_span, read_all, read_range
+from .files import open_span, read_all, read_range, read_spans
 from .ingest import copy_into, receive, wanted_algorithms
 from .names import validate_key
 from .store import Bucket, StoredObject
@@ -165,7 +165,7 @@ class ObjectOperations(S3Base):
             "ObjectCreated:Copy",
             request,
         )
-        result: dict[str, Any] = {"ETag": etag, "LastModified": _moment(now)}
+        result: dict[str, Any] = {"ETag": etag, "LastModified": whole_seconds(now)}
         result.update(checksum_members(received.checksums))
         output: dict[str, Any] = {"CopyObjectResult": result}
         if source_version is not None:
@@ -269,7 +269,7 @@ class ObjectOperations(S3Base):
                 output["Body"] = read_range(self.files, obj.segments, start, end)
         return output
 
-    def read_object(
+    async def read_object(
         self,
         account_id: str,
         bucket_name: str,
@@ -278,8 +278,8 @@ class ObjectOperations(S3Base):
         *,
         max_bytes: int | None = None,
     ) -> bytes:
-        """A whole object's bytes, for another service (Lambda code from S3); an object over
-        `max_bytes` is refused before it is read."""
+        """A whole object's bytes, for another service (Lambda code from S3), read on a worker
+        thread; an object over `max_bytes` is refused before it is read."""
         bucket = self.store.bucket(bucket_name)
         if bucket is None:
             raise errors.no_such_bucket(bucket_name)
@@ -290,7 +290,8 @@ class ObjectOperations(S3Base):
             raise errors.no_such_key(key)
         if max_bytes is not None and obj.size > max_bytes:
             raise errors.entity_too_large(obj.size, max_bytes)
-        return read_all(self.files, obj.segments)
+        spans = open_span(self.files, obj.segments, 0, obj.size - 1)
+        return await asyncio.to_thread(read_spans, spans)
 
     # -- deleting -----------------------------------------------------------------------------
 
@@ -413,13 +414,13 @@ def object_headers(obj: StoredObject) -> dict[str, Any]:
     output: dict[str, Any] = {
         "AcceptRanges": "bytes",
         "ETag": obj.etag,
-        "LastModified": _moment(obj.modified),
+        "LastModified": whole_seconds(obj.modified),
     }
     for member in CONTENT_MEMBERS:
         if meta.get(member) is not None:
             output[member] = meta[member]
     if meta.get("Expires") is not None:
-        output["Expires"] = _moment(meta["Expires"])
+        output["Expires"] = whole_seconds(meta["Expires"])
     if meta.get("Metadata"):
         output["Metadata"] = meta["Metadata"]
     if meta.get("Tags"):
@@ -472,8 +473,3 @@ def _part_span(obj: StoredObject, part_number: int) -> tuple[int, int] | None:
         return 0, obj.size - 1
     start = sum(size for _, size in obj.segments[: part_number - 1])
     return start, start + obj.segments[part_number - 1][1] - 1
-
-
-def _moment(timestamp: float) -> datetime:
-    """Object times as HTTP headers carry them: whole seconds."""
-    return datetime.fromtimestamp(int(timestamp), UTC)
